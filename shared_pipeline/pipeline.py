@@ -1,0 +1,111 @@
+"""The in-process runner: every stage in one process, no serving layer in between.
+
+It is the zero-overhead reference every serving-overhead figure is measured against, and the
+shape both stacks follow: each stage runs inside `metrics.stage(...)`, CPU-bound stages in a
+worker thread so the event loop stays free, generation on the engine's own async API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from shared_pipeline.config import Settings
+from shared_pipeline.engines.base import Engine, make_engine
+from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
+from shared_pipeline.revision import revision_of
+from shared_pipeline.schemas import (
+    STAGES,
+    ChatCompletionRequest,
+    PipelineState,
+    chat_chunk,
+    chat_completion,
+)
+from shared_pipeline.stages.generate import Generator
+from shared_pipeline.stages.postprocess import PostProcessor
+from shared_pipeline.stages.rerank import Reranker
+from shared_pipeline.stages.retrieve import Retriever
+from shared_pipeline.stages.route import Router
+
+
+async def run_stage(metrics: PipelineMetrics, name: str, step: Callable[[PipelineState], Any],
+                    state: PipelineState) -> PipelineState:
+    """Run one stage on `state` inside its metrics; sync stages go to a worker thread."""
+    with metrics.stage(state, name):
+        if inspect.iscoroutinefunction(step):
+            return await step(state)
+        return await asyncio.to_thread(step, state)
+
+
+def sse(payload: dict[str, Any] | str) -> str:
+    """One server-sent event line, as OpenAI servers frame them."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+class InProcessPipeline:
+    """retrieve -> rerank -> route -> generate -> post-process in one process."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None,
+                 metrics: PipelineMetrics | None = None, stack: str = "inprocess") -> None:
+        self.settings = settings
+        self.revision = revision_of(settings)
+        self.metrics = metrics or PipelineMetrics(stack, prometheus_instruments())
+        self.retriever = Retriever(settings)
+        self.reranker = Reranker(settings, index=self.retriever.index)
+        self.router = Router(settings)
+        # Both tiers share one engine in process (the same small model locally); the stacks run
+        # them as separate servers/deployments.
+        self.engine = engine or make_engine(settings)
+        self.generators = {tier: Generator(settings, self.engine, tier, self.metrics)
+                           for tier in ("small", "large")}
+        self.postprocessor = PostProcessor(settings)
+        for stage in STAGES:
+            self.metrics.revision(stage, self.revision)
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+    async def _prepare(self, request: ChatCompletionRequest,
+                       request_id: str | None) -> PipelineState:
+        state = PipelineState.start(request, request_id)
+        state.revision = self.revision
+        for name, step in (("retrieve", self.retriever.run), ("rerank", self.reranker.run),
+                           ("route", self.router.run)):
+            state = await run_stage(self.metrics, name, step, state)
+        return state
+
+    async def run(self, request: ChatCompletionRequest,
+                  request_id: str | None = None) -> PipelineState:
+        state = await self._prepare(request, request_id)
+        state = await run_stage(self.metrics, "generate", self.generators[state.tier].run, state)
+        state = await run_stage(self.metrics, "postprocess", self.postprocessor.finish, state)
+        self.metrics.finished(state, 200)
+        return state
+
+    async def answer(self, request: ChatCompletionRequest,
+                     request_id: str | None = None) -> dict[str, Any]:
+        return chat_completion(await self.run(request, request_id))
+
+    async def stream(self, request: ChatCompletionRequest,
+                     request_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """`chat.completion.chunk`s as tokens are made; the last carries citations and timings."""
+        state = await self._prepare(request, request_id)
+        yield chat_chunk(state, {"role": "assistant", "content": ""})
+        emitted = 0
+        with self.metrics.stage(state, "generate"):
+            async for text in self.generators[state.tier].stream(state):
+                piece = self.postprocessor.clean_delta(emitted, text)
+                if piece:
+                    emitted += len(piece)
+                    yield chat_chunk(state, {"content": piece})
+        state = await run_stage(self.metrics, "postprocess", self.postprocessor.finish, state)
+        self.metrics.finished(state, 200)
+        finish = state.completion.finish_reason if state.completion else "stop"
+        yield chat_chunk(state, {}, finish_reason=finish or "stop", final=True)

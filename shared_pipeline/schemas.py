@@ -1,0 +1,271 @@
+"""The request a user sends, the state that travels between stages, and the answer (DESIGN.md).
+
+Both stacks import these: KServe passes `PipelineState` as the JSON body of every InferenceGraph
+step, Ray passes it between deployments. One definition keeps the stage code identical.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shared_pipeline.config import Settings, Tier
+
+PIPELINE_MODEL = "pipeline"
+STAGES = ("retrieve", "rerank", "route", "generate", "postprocess")
+
+
+# ---------------------------------------------------------------- the request (OpenAI chat API)
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr = Field(min_length=1)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: StrictBool = False
+
+
+class PipelineOptions(BaseModel):
+    """The `pipeline` extension of a request: retrieval depth and a forced tier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: StrictInt | None = Field(None, gt=0, le=50)
+    tier: Tier | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """An OpenAI chat-completions request, validated against the configured limits.
+
+    Validate with `parse_chat_request` so the limits (model length, input size) apply. Fields
+    OpenAI defines that the pipeline cannot honour are refused, never silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr = PIPELINE_MODEL
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: StrictInt | None = Field(None, gt=0)
+    max_completion_tokens: StrictInt | None = Field(None, gt=0)
+    temperature: StrictFloat | StrictInt = Field(0.0, ge=0.0, le=2.0)
+    top_p: StrictFloat | StrictInt = Field(1.0, gt=0.0, le=1.0)
+    seed: StrictInt | None = None
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    n: StrictInt = Field(1, ge=1, le=1, description="one choice per request")
+    user: StrictStr | None = None
+    ignore_eos: StrictBool = False  # benchmark clients (vllm bench serve) send it
+    pipeline: PipelineOptions = PipelineOptions()
+
+    @field_validator("messages")
+    @classmethod
+    def _has_user_turn(cls, messages: list[Message], info: ValidationInfo) -> list[Message]:
+        if not any(m.role == "user" for m in messages):
+            raise ValueError("messages must contain at least one user message")
+        limit = (info.context or {}).get("max_input_chars")
+        total = sum(len(m.content) for m in messages)
+        if limit is not None and total > limit:
+            raise ValueError(f"input is {total} characters; the limit is {limit}")
+        return messages
+
+    @model_validator(mode="after")
+    def _token_budget(self, info: ValidationInfo) -> ChatCompletionRequest:
+        limit = (info.context or {}).get("max_model_len")
+        if limit is not None and self.requested_tokens is not None and self.requested_tokens >= limit:
+            field = "max_tokens" if self.max_tokens is not None else "max_completion_tokens"
+            raise ValueError(f"{field}={self.requested_tokens} must be below the model limit {limit}")
+        return self
+
+    @property
+    def requested_tokens(self) -> int | None:
+        return self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
+
+    @property
+    def query(self) -> str:
+        """The question to retrieve for: the last user turn."""
+        return next(m.content for m in reversed(self.messages) if m.role == "user")
+
+
+class RequestError(Exception):
+    """A request the pipeline refuses, with the HTTP status and the field at fault.
+
+    Both stacks turn it into the same OpenAI-style body (`to_body`), so a client sees one error
+    shape whichever serving layer answered.
+    """
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.kind = kind
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
+                          "code": self.status}}
+
+
+def parse_chat_request(payload: Any, settings: Settings) -> ChatCompletionRequest:
+    """Validate a decoded JSON body; raise `RequestError` (400/404) naming the field at fault."""
+    if not isinstance(payload, dict):
+        raise RequestError(400, f"request body must be a JSON object, not {type(payload).__name__}")
+    try:
+        request = ChatCompletionRequest.model_validate(
+            payload,
+            context={"max_model_len": settings.generate.max_model_len,
+                     "max_input_chars": settings.max_input_chars},
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"]) or None
+        raise RequestError(400, f"{param}: {err['msg']}" if param else err["msg"], param) from None
+    if request.model != PIPELINE_MODEL:
+        raise RequestError(404, f"model '{request.model}' does not exist; this server serves "
+                                f"'{PIPELINE_MODEL}'", "model", kind="model_not_found")
+    return request
+
+
+# ---------------------------------------------------------------- the state between stages
+class Document(BaseModel):
+    id: str
+    title: str
+    text: str
+    score: float = 0.0
+    scores: dict[str, float] = {}  # per-retriever scores/ranks, kept for explanation
+
+
+class StageStamp(BaseModel):
+    stage: str
+    start: float  # wall clock (time.time()), comparable across processes on one host
+    end: float | None = None
+
+
+class Completion(BaseModel):
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    ttft_s: float | None = None
+    engine: str | None = None
+
+
+class Citation(BaseModel):
+    id: str
+    title: str
+    score: float
+
+
+class Answer(BaseModel):
+    text: str
+    citations: list[Citation] = []
+    cites_nothing: bool = False
+    truncated: bool = False
+
+
+class PipelineState(BaseModel):
+    """Everything a request has gathered so far; each stage returns it extended."""
+
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    revision: str = ""
+    created: int = Field(default_factory=lambda: int(time.time()))
+    request: ChatCompletionRequest
+    query: str = ""
+    retrieved: list[Document] = []
+    reranked: list[Document] = []
+    tier: Tier | None = None
+    tier_reason: str = ""
+    prompt: str = ""
+    completion: Completion | None = None
+    answer: Answer | None = None
+    timings: list[StageStamp] = []
+
+    @classmethod
+    def start(cls, request: ChatCompletionRequest, request_id: str | None = None) -> PipelineState:
+        state = cls(request=request, query=request.query)
+        if request_id:
+            state.request_id = request_id
+        return state
+
+    def stage_ms(self) -> dict[str, float]:
+        return {s.stage: round((s.end - s.start) * 1000, 2) for s in self.timings if s.end}
+
+    def last_exit(self) -> float | None:
+        ends = [s.end for s in self.timings if s.end is not None]
+        return max(ends) if ends else None
+
+
+# ---------------------------------------------------------------- the answer (OpenAI shapes)
+def pipeline_extension(state: PipelineState) -> dict[str, Any]:
+    answer = state.answer
+    return {
+        "request_id": state.request_id,
+        "revision": state.revision,
+        "tier": state.tier,
+        "tier_reason": state.tier_reason,
+        "citations": [c.model_dump() for c in answer.citations] if answer else [],
+        "cites_nothing": answer.cites_nothing if answer else None,
+        "timings": state.stage_ms(),
+    }
+
+
+def usage(state: PipelineState) -> dict[str, int]:
+    c = state.completion or Completion()
+    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+            "total_tokens": c.prompt_tokens + c.completion_tokens}
+
+
+def chat_completion(state: PipelineState) -> dict[str, Any]:
+    """The non-streaming OpenAI `chat.completion` with the `pipeline` extension."""
+    text = state.answer.text if state.answer else ""
+    finish = state.completion.finish_reason if state.completion else None
+    return {
+        "id": f"chatcmpl-{state.request_id}",
+        "object": "chat.completion",
+        "created": state.created,
+        "model": PIPELINE_MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": finish or "stop"}],
+        "usage": usage(state),
+        "pipeline": pipeline_extension(state),
+    }
+
+
+def chat_chunk(state: PipelineState, delta: dict[str, Any], finish_reason: str | None = None,
+               final: bool = False) -> dict[str, Any]:
+    """One `chat.completion.chunk`; the final one carries usage and the `pipeline` extension."""
+    chunk: dict[str, Any] = {
+        "id": f"chatcmpl-{state.request_id}",
+        "object": "chat.completion.chunk",
+        "created": state.created,
+        "model": PIPELINE_MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    if final:
+        chunk["usage"] = usage(state)
+        chunk["pipeline"] = pipeline_extension(state)
+    return chunk
+
+
+def models_list() -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": PIPELINE_MODEL, "object": "model",
+                                        "owned_by": "twinserve", "created": 0}]}
