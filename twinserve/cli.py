@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,18 +21,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 
 
-class Stack(str, Enum):
+class Stack(StrEnum):
     inprocess = "inprocess"
     kserve = "kserve"
     rayserve = "rayserve"
 
 
-class ServedStack(str, Enum):
+class ServedStack(StrEnum):
     kserve = "kserve"
     rayserve = "rayserve"
 
 
-class EngineChoice(str, Enum):
+class EngineChoice(StrEnum):
     transformers = "transformers"
     vllm = "vllm"
 

@@ -36,7 +36,7 @@ def run_demo(settings: Settings, console: Console, count: int) -> None:
                   show_lines=True)
     for column in ("question", "tier", "answer", "cited", "ms (retrieve/rerank/gen)"):
         table.add_column(column, overflow="fold")
-    for q, r in zip(questions, results):
+    for q, r in zip(questions, results, strict=True):
         ext = r["pipeline"]
         t = ext["timings"]
         cited = ", ".join(sorted({c["title"] for c in ext["citations"]})) or "[yellow]none[/]"

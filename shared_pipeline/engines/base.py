@@ -39,7 +39,14 @@ class EngineOverloaded(Exception):
 
     def __init__(self, waiting: int, limit: int, retry_after_s: int = 1) -> None:
         super().__init__(f"generator queue is full ({waiting} waiting, limit {limit})")
+        self.waiting = waiting
+        self.limit = limit
         self.retry_after_s = retry_after_s
+
+    def __reduce__(self):
+        # Rebuilt from its own arguments, so it survives pickling across processes (a Ray Serve
+        # replica raising it to the ingress) as itself, not as a failed reconstruction.
+        return type(self), (self.waiting, self.limit, self.retry_after_s)
 
 
 class Engine(Protocol):
@@ -49,7 +56,8 @@ class Engine(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     def queue_depth(self) -> int: ...
-    def stream(self, prompt: str, params: SamplingParams, request_id: str) -> AsyncIterator[Delta]: ...
+    def stream(self, prompt: str, params: SamplingParams,
+               request_id: str) -> AsyncIterator[Delta]: ...
 
 
 async def complete(engine: Engine, prompt: str, params: SamplingParams,
@@ -70,15 +78,18 @@ async def complete(engine: Engine, prompt: str, params: SamplingParams,
                       engine=engine.name)
 
 
-def make_engine(settings: Settings, name: str | None = None) -> Engine:
-    """The configured engine, imported lazily so the other one need not be importable."""
+def make_engine(settings: Settings, name: str | None = None, **options: Any) -> Engine:
+    """The configured engine, imported lazily so the other one need not be importable.
+
+    `options` go to the engine's constructor (e.g. vLLM's `stat_loggers`).
+    """
     name = name or settings.generate.engine
     if name == "transformers":
         from shared_pipeline.engines.transformers_engine import TransformersEngine
 
-        return TransformersEngine(settings)
+        return TransformersEngine(settings, **options)
     if name == "vllm":
         from shared_pipeline.engines.vllm_engine import VLLMEngine
 
-        return VLLMEngine(settings)
+        return VLLMEngine(settings, **options)
     raise ValueError(f"unknown engine {name!r}; expected 'transformers' or 'vllm'")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -197,7 +196,7 @@ class TransformersEngine:
             if batch:
                 try:
                     self._generate(batch)
-                except Exception as exc:  # noqa: BLE001 - reported to every caller in the batch
+                except Exception as exc:
                     logger.exception("batch of %d failed", len(batch))
                     for job in batch:
                         job.emit(_GenerateError(exc))

@@ -22,10 +22,13 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stat_loggers: list | None = None) -> None:
         from transformers import AutoTokenizer
 
         self._settings = settings.generate
+        # Extra vLLM stat-logger factories, e.g. Ray Serve passes `RayPrometheusStatLogger` so the
+        # engine's own `vllm:*` metrics reach Ray's metrics endpoint (as `ray_vllm_*`).
+        self._stat_loggers = stat_loggers
         self._model_dir = settings.model_dir
         self._engine = None
         self._waiting = 0
@@ -42,7 +45,7 @@ class VLLMEngine:
         args = AsyncEngineArgs(model=str(self._model_dir), dtype=self._settings.dtype,
                                max_model_len=self._settings.max_model_len, enforce_eager=True,
                                disable_log_stats=False)
-        self._engine = AsyncLLM.from_engine_args(args)
+        self._engine = AsyncLLM.from_engine_args(args, stat_loggers=self._stat_loggers)
 
     async def stop(self) -> None:
         if self._engine is not None:

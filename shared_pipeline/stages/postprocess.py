@@ -14,10 +14,12 @@ from shared_pipeline.schemas import Answer, Citation, Document, PipelineState
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 _WORD = re.compile(r"[a-z_][a-z0-9_]{3,}")
-_STOPWORDS = frozenset(
-    "this that with from have will which their there they them then than when what where "
-    "your been were also into only such used uses using each other more most must some "
-    "does following passage passages answer python".split())
+_STOPWORDS = frozenset((
+    "this", "that", "with", "from", "have", "will", "which", "their", "there", "they", "them",
+    "then", "than", "when", "what", "where", "your", "been", "were", "also", "into", "only",
+    "such", "used", "uses", "using", "each", "other", "more", "most", "must", "some", "does",
+    "following", "passage", "passages", "answer", "python",
+))
 
 
 def content_words(text: str) -> set[str]:

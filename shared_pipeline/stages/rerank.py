@@ -40,7 +40,8 @@ class Reranker:
         index = self._index
         query_vector = index.embed([query])[0]
         rows = [index.row_of.get(d.id) for d in docs]
-        missing = [t for t, r in zip(texts, rows) if r is None]  # passages not in this index
+        # passages not in this index (another corpus) are embedded here
+        missing = [t for t, r in zip(texts, rows, strict=True) if r is None]
         extra = iter(index.embed(missing)) if missing else iter(())
         vectors = [index.embeddings[r] if r is not None else next(extra) for r in rows]
         return [float(v @ query_vector) for v in vectors]
@@ -50,7 +51,7 @@ class Reranker:
             return []
         scored = [d.model_copy(update={"score": round(s, 6),
                                        "scores": {**d.scores, "retrieve": d.score}})
-                  for d, s in zip(docs, self.score(query, docs))]
+                  for d, s in zip(docs, self.score(query, docs), strict=True)]
         scored.sort(key=lambda d: -d.score)
         return scored[:top_n]
 

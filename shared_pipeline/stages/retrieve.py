@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +18,21 @@ class Hit:
 
 
 def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int) -> list[tuple[int, float]]:
-    """Sum of 1/(k + rank) over the rankings a passage appears in (Cormack et al., 2009)."""
-    fused: dict[int, float] = {}
-    for hits in rankings.values():
+    """Sum of 1/(k + rank) over the rankings a passage appears in (Cormack et al., 2009).
+
+    Ties (common at the top: rank 1 in one list scores the same as rank 1 in another) go to the
+    better single rank, then to the ranking listed first, so callers put their most trusted
+    ranking first.
+    """
+    fused: dict[int, list] = {}
+    for priority, hits in enumerate(rankings.values()):
         for rank, hit in enumerate(hits, 1):
-            fused[hit.index] = fused.get(hit.index, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+            entry = fused.setdefault(hit.index, [0.0, rank, priority])
+            entry[0] += 1.0 / (k + rank)
+            if rank < entry[1]:
+                entry[1:] = [rank, priority]
+    order = sorted(fused.items(), key=lambda item: (-item[1][0], item[1][1], item[1][2], item[0]))
+    return [(index, entry[0]) for index, entry in order]
 
 
 class Retriever:
@@ -50,7 +58,7 @@ class Retriever:
             return []
         k = min(k, len(self.passages))
         ids, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
 
     def search_dense(self, query: str, k: int) -> list[Hit]:
         scores = self.index.embeddings @ self.index.embed([query])[0]
@@ -59,8 +67,10 @@ class Retriever:
 
     def search(self, query: str, top_k: int) -> list[Document]:
         n = self._settings.candidates_per_retriever
-        rankings = {"bm25": self.search_sparse(query, n), "dense": self.search_dense(query, n)}
-        ranks = {name: {h.index: r for r, h in enumerate(hits, 1)} for name, hits in rankings.items()}
+        # Dense first: on the shipped questions it alone recalls more than BM25 alone.
+        rankings = {"dense": self.search_dense(query, n), "bm25": self.search_sparse(query, n)}
+        ranks = {name: {h.index: r for r, h in enumerate(hits, 1)}
+                 for name, hits in rankings.items()}
         docs = []
         for index, score in reciprocal_rank_fusion(rankings, self._settings.rrf_k)[:top_k]:
             p = self.passages[index]

@@ -18,7 +18,8 @@ def choose_tier(query: str, best_score: float | None, forced: Tier | None,
     if best_score is None:
         return "large", "no passage retrieved"
     if best_score < rule.min_evidence_score:
-        return "large", f"weak evidence: best rerank score {best_score:.2f} < {rule.min_evidence_score}"
+        return "large", (f"weak evidence: best rerank score {best_score:.2f} "
+                         f"< {rule.min_evidence_score}")
     words = len(query.split())
     if words >= rule.long_query_words:
         return "large", f"long question: {words} words >= {rule.long_query_words}"
