@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import (
@@ -208,6 +209,12 @@ class PipelineState(BaseModel):
     def stage_ms(self) -> dict[str, float]:
         return {s.stage: round((s.end - s.start) * 1000, 2) for s in self.timings if s.end}
 
+    def hop_ms(self) -> float:
+        """Time spent between stages (transport, routing, queueing): entry minus previous exit."""
+        stamps = sorted((s for s in self.timings if s.end is not None), key=lambda s: s.start)
+        return round(sum(max(0.0, b.start - a.end) for a, b in pairwise(stamps))
+                     * 1000, 2)
+
     def last_exit(self) -> float | None:
         ends = [s.end for s in self.timings if s.end is not None]
         return max(ends) if ends else None
@@ -224,6 +231,7 @@ def pipeline_extension(state: PipelineState) -> dict[str, Any]:
         "citations": [c.model_dump() for c in answer.citations] if answer else [],
         "cites_nothing": answer.cites_nothing if answer else None,
         "timings": state.stage_ms(),
+        "hop_ms": state.hop_ms(),
     }
 
 

@@ -83,3 +83,14 @@ def test_response_shapes_carry_the_pipeline_extension() -> None:
     last = chat_chunk(state, {}, finish_reason="stop", final=True)
     assert "pipeline" not in first and last["pipeline"]["request_id"] == "abc"
     assert last["choices"][0]["finish_reason"] == "stop"
+
+
+def test_hop_time_is_the_gaps_between_stages() -> None:
+    from shared_pipeline.schemas import StageStamp
+
+    state = PipelineState.start(parse_chat_request(GOOD, SETTINGS))
+    state.timings = [StageStamp(stage="retrieve", start=10.0, end=10.5),
+                     StageStamp(stage="rerank", start=10.6, end=11.0),
+                     StageStamp(stage="route", start=11.25, end=11.3)]
+    assert state.hop_ms() == 350.0
+    assert chat_completion(state)["pipeline"]["hop_ms"] == 350.0
