@@ -135,6 +135,10 @@ class TransformersEngine:
         dtype = getattr(torch, self._settings.dtype)
         self.model = await asyncio.to_thread(
             AutoModelForCausalLM.from_pretrained, self._model_dir, dtype=dtype)
+        # The GPU when there is one (the generator InferenceServices request nvidia.com/gpu);
+        # CPU otherwise, as on CI.
+        if torch.cuda.is_available():
+            self.model.to("cuda")
         self.model.eval()
         self._thread = threading.Thread(target=self._work, name="generate-batcher", daemon=True)
         self._thread.start()
@@ -203,7 +207,7 @@ class TransformersEngine:
 
     def _generate(self, batch: list[_Job]) -> None:
         enc = self.tokenizer([j.prompt for j in batch], return_tensors="pt", padding=True,
-                             add_special_tokens=False)
+                             add_special_tokens=False).to(self.model.device)
         prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
         streamer = _RowStreamer(batch, self.tokenizer, prompt_tokens)
         params = batch[0].params

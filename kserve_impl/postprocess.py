@@ -1,0 +1,22 @@
+"""The postprocessor InferenceService: the graph's last step, where the OpenAI answer goes out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kserve_impl.stage_model import StageModel, Step
+from shared_pipeline.schemas import PipelineState, chat_completion
+from shared_pipeline.stages.postprocess import PostProcessor
+
+
+class PostprocessModel(StageModel):
+    """Cleans the completion, attaches citations, answers the `chat.completion`."""
+
+    stage = "postprocess"
+
+    def build(self) -> Step:
+        return PostProcessor(self.settings).finish
+
+    def answer(self, state: PipelineState) -> dict[str, Any]:
+        self.metrics.finished(state, 200)  # the request ends here
+        return chat_completion(state)

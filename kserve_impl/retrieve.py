@@ -1,0 +1,34 @@
+"""The retriever InferenceService: the graph's first step, where the OpenAI request comes in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kserve_impl.errors import StageError
+from kserve_impl.stage_model import StageModel, Step
+from shared_pipeline.schemas import PipelineState, RequestError, parse_chat_request
+from shared_pipeline.stages.retrieve import Retriever
+
+STREAM_REFUSED = ("stream=true is not available through the KServe InferenceGraph: its router "
+                  "buffers every step's whole response, so the answer can only arrive at once; "
+                  "send stream=false")
+
+
+class RetrieveModel(StageModel):
+    """Validates the raw chat-completions body, starts the `PipelineState`, retrieves passages."""
+
+    stage = "retrieve"
+
+    def build(self) -> Step:
+        return Retriever(self.settings).run
+
+    def read_state(self, payload: Any, headers: dict[str, str]) -> PipelineState:
+        try:
+            request = parse_chat_request(payload, self.settings)
+        except RequestError as exc:
+            raise StageError(exc) from None
+        if request.stream:
+            raise StageError(RequestError(400, STREAM_REFUSED, "stream"))
+        state = PipelineState.start(request, headers.get("x-request-id"))
+        state.revision = self.revision
+        return state

@@ -1,0 +1,81 @@
+"""The model-server entrypoint every KServe stage container runs (and local mode runs as-is).
+
+    python -m kserve_impl.server --stage retrieve --model_name retriever --http_port 8080
+    python -m kserve_impl.server --stage generate --tier small --model_name generator-small ...
+
+Settings come from the environment (`TWINSERVE_*`, `TWINSERVE_CONFIG`), as in a pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from shared_pipeline.schemas import STAGES
+
+logger = logging.getLogger("kserve_impl.server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import kserve
+
+    parser = argparse.ArgumentParser(parents=[kserve.model_server.parser],
+                                     description="One twinserve pipeline stage as a KServe model.")
+    parser.add_argument("--stage", required=True, choices=STAGES, help="Which stage to serve.")
+    parser.add_argument("--tier", choices=("small", "large"), default=None,
+                        help="The generator tier (required with --stage generate).")
+    # The InferenceGraph calls each step over REST v1 only; gRPC would open an unused port
+    # (8081) in every server. `--enable_grpc true` turns it back on.
+    parser.set_defaults(enable_grpc=False)
+    return parser
+
+
+def build_model(stage: str, name: str, tier: str | None, settings, metrics):
+    """The stage's `kserve.Model`, not yet loaded."""
+    if stage == "retrieve":
+        from kserve_impl.retrieve import RetrieveModel as cls
+    elif stage == "rerank":
+        from kserve_impl.rerank import RerankModel as cls
+    elif stage == "route":
+        from kserve_impl.route import RouteModel as cls
+    elif stage == "generate":
+        from kserve_impl.generate import GenerateModel
+
+        return GenerateModel(name, settings, metrics, tier)
+    else:
+        from kserve_impl.postprocess import PostprocessModel as cls
+    return cls(name, settings, metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.stage == "generate" and args.tier is None:
+        parser.error("--stage generate needs --tier small|large")
+    try:
+        import kserve
+
+        from kserve_impl.errors import install_error_handling
+        from shared_pipeline.config import Settings
+        from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
+
+        settings = Settings()
+        metrics = PipelineMetrics("kserve", prometheus_instruments())
+        model = build_model(args.stage, args.model_name, args.tier, settings, metrics)
+        model.load()
+        server = kserve.ModelServer(
+            http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers,
+            enable_grpc=args.enable_grpc, max_threads=args.max_threads,
+            max_asyncio_workers=args.max_asyncio_workers,
+            enable_latency_logging=args.enable_latency_logging,
+            timeout_keep_alive=args.timeout_keep_alive, event_loop=args.event_loop)
+        install_error_handling(server, metrics)
+    except Exception:
+        logger.error("could not start the %s server", args.stage, exc_info=True)
+        sys.exit(1)
+    server.start([model])
+
+
+if __name__ == "__main__":
+    main()
