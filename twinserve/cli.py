@@ -133,6 +133,32 @@ def up(stack: Annotated[ServedStack, typer.Argument(help="kserve or rayserve")],
 
 
 @app.command()
+def bench(stack: Annotated[Stack, typer.Option(help="Which stack to load.")],
+          scenario: Annotated[str, typer.Option(help="Scenario name (loadtests/scenarios.py).")]
+          = "smoke",
+          out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+          config: ConfigOption = None) -> None:
+    """Run one locust scenario against one stack, with Prometheus, and write its report."""
+    from loadtests.harness import bench as run_bench
+    from loadtests.harness import default_out_dir
+
+    run_bench(load_settings(config), stack.value, scenario, out or default_out_dir(), console)
+
+
+@app.command()
+def compare(scenario: Annotated[str | None, typer.Option(
+                help="Scenario name (default: the full demo scenario).")] = None,
+            engine_parity: Annotated[bool, typer.Option(
+                "--engine-parity", help="Run every stack on the same engine.")] = False,
+            out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+            config: ConfigOption = None) -> None:
+    """In-process reference, KServe and Ray Serve under one scenario; one report."""
+    from loadtests.harness import compare as run_compare
+
+    run_compare(load_settings(config), scenario, engine_parity, out, console)
+
+
+@app.command()
 def demo(config: ConfigOption = None,
          questions: Annotated[int, typer.Option(help="How many sample questions.")] = 5) -> None:
     """Run the in-process pipeline over shipped sample questions and print a table."""

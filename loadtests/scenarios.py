@@ -1,0 +1,75 @@
+"""The benchmark scenarios, all in one place: what load, for how long, with what requests.
+
+Every stack runs the identical scenario. Sizes are set for the 2-core CPU machine the project is
+developed on (SmolLM2-135M: a 600-token prompt and 32 new tokens take about a second alone), so
+rates and concurrencies are small; on a GPU cluster scale them up in a YAML file of your own
+(`Scenario.model_validate(yaml)`) rather than editing these.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from loadtests.shapes import ArrivalPhase, ConcurrencyPhase, Phase
+
+
+class Scenario(BaseModel):
+    """One benchmark: warm-up, then the phases in order, each a separate locust run."""
+
+    name: str
+    description: str
+    max_tokens: int = Field(32, gt=0, description="tokens generated per request")
+    ignore_eos: bool = Field(True, description="every request generates exactly max_tokens")
+    warmup_requests: int = Field(3, ge=0, description="sequential requests before measuring")
+    phases: list[Phase] = Field(min_length=1)
+    stop_timeout_s: float = Field(45.0, ge=0, description="in-flight requests may finish")
+    scrape_interval_s: float = Field(2.0, gt=0)
+
+    @property
+    def load_seconds(self) -> float:
+        return sum(p.duration_s for p in self.phases)
+
+
+SMOKE = Scenario(
+    name="smoke",
+    description="A quick pass over every measurement: one user, four users, Poisson arrivals.",
+    max_tokens=16,
+    warmup_requests=2,
+    stop_timeout_s=20.0,
+    phases=[
+        ConcurrencyPhase(name="c1", users=1, duration_s=12),
+        ConcurrencyPhase(name="c4", users=4, duration_s=15),
+        ArrivalPhase(kind="poisson", name="poisson-0.4", rate_rps=0.4, duration_s=15,
+                     max_users=8, seed=7),
+    ],
+)
+
+DEMO = Scenario(
+    name="demo",
+    description="`make demo`: concurrency steps 1-2-4-8, then open-loop constant and Poisson "
+                "arrivals at the same mean rate.",
+    max_tokens=32,
+    warmup_requests=4,
+    stop_timeout_s=45.0,
+    phases=[
+        ConcurrencyPhase(name="c1", users=1, duration_s=30),
+        ConcurrencyPhase(name="c2", users=2, duration_s=30),
+        ConcurrencyPhase(name="c4", users=4, duration_s=30),
+        ConcurrencyPhase(name="c8", users=8, duration_s=30),
+        ArrivalPhase(kind="constant", name="constant-0.5", rate_rps=0.5, duration_s=40,
+                     max_users=16),
+        ArrivalPhase(kind="poisson", name="poisson-0.5", rate_rps=0.5, duration_s=40,
+                     max_users=16, seed=7),
+    ],
+)
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (SMOKE, DEMO)}
+DEFAULT_SCENARIO = DEMO.name
+
+
+def get_scenario(name: str | None) -> Scenario:
+    """The named scenario (default: the `make demo` one); unknown names list the known ones."""
+    name = name or DEFAULT_SCENARIO
+    if name not in SCENARIOS:
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return SCENARIOS[name]

@@ -1,0 +1,107 @@
+"""`compare --scenario smoke` end to end: all three stacks, real Prometheus, the report.
+
+One run serves two checks: the report (summary.json, report.md, index.html hold numbers for
+kserve, rayserve and inprocess) and the Grafana dashboard (every panel query, run against the
+run's own Prometheus before it stops, returns data for both stacks). About 8 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+
+import httpx
+import pytest
+from rich.console import Console
+
+from loadtests.harness import compare
+from loadtests.prometheus import MONITORING_DIR, parse_matrix
+from shared_pipeline.config import Settings
+
+pytestmark = pytest.mark.slow
+STACKS = ("inprocess", "kserve", "rayserve")
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dash = json.loads((MONITORING_DIR / "grafana-dashboard.json").read_text())
+    return [(p["title"], t["expr"]) for p in dash["panels"] for t in p["targets"]]
+
+
+def stacks_with_data(prometheus_url: str, expr: str, start: float, end: float) -> set[str]:
+    """Grafana's substitutions (all stacks, a 30 s rate window), then a range query."""
+    promql = expr.replace("$stack", ".*").replace("$__rate_interval", "30s")
+    body = httpx.get(f"{prometheus_url}/api/v1/query_range", timeout=30, params={
+        "query": promql, "start": start, "end": end, "step": 5}).json()
+    return {s.labels.get("stack", "") for s in parse_matrix(body)
+            if any(not math.isnan(v) for _, v in s.points)}
+
+
+@pytest.fixture(scope="module")
+def run(settings: Settings, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("compare-smoke")
+    dashboard: dict[str, set[str]] = {}
+
+    def check_dashboard(store, context) -> None:
+        if store.prometheus is None:
+            return
+        for title, expr in dashboard_queries():
+            dashboard[f"{title}: {expr}"] = stacks_with_data(
+                store.prometheus.url, expr, context["started"], context["ended"])
+
+    started = time.perf_counter()
+    path = compare(settings, "smoke", False, out, Console(width=120),
+                   before_stop=check_dashboard)
+    return {"path": path, "seconds": time.perf_counter() - started, "dashboard": dashboard}
+
+
+def test_smoke_finishes_in_under_eight_minutes(run):
+    assert run["seconds"] < 8 * 60
+
+
+def test_summary_holds_numbers_for_every_stack(run):
+    summary = json.loads((run["path"] / "summary.json").read_text())
+    assert summary["errors"] == {}
+    for stack in STACKS:
+        head = summary["stacks"][stack]
+        assert head["ok"] > 0 and head["error_rate"] == 0
+        assert head["peak_throughput_rps"] > 0 and head["peak_output_tokens_per_s"] > 0
+        assert head["e2e_p50_ms_low_load"] > 0 and head["e2e_p95_ms_high_load"] > 0
+    for stack in ("inprocess", "rayserve"):  # streamed: client TTFT and TPOT exist
+        assert 0 < summary["stacks"][stack]["ttft_p50_ms_low_load"] < summary["stacks"][
+            stack]["e2e_p50_ms_low_load"]
+        assert summary["stacks"][stack]["tpot_p50_ms_low_load"] > 0
+    assert summary["stacks"]["kserve"]["ttft_p50_ms_low_load"] is None  # whole answers
+    assert summary["stacks"]["kserve"]["hop_total_mean_ms"] > 0
+    assert summary["stacks"]["kserve"]["engine"] == "transformers"
+    assert summary["stacks"]["rayserve"]["engine_detected"] == "vllm"
+
+
+def test_report_md_and_html_hold_the_stacks_and_their_numbers(run):
+    md = (run["path"] / "report.md").read_text()
+    page = (run["path"] / "index.html").read_text()
+    for stack in STACKS:
+        row = next(line for line in md.splitlines() if line.startswith(f"| {stack} | "))
+        assert re.search(r"\d+ ms", row), row
+        assert f"<td>{stack}</td>" in page
+    assert "does not stream" in md and "Engines differ" in md
+    assert all((run["path"] / p).exists() for p in re.findall(r"src='(plots/[^']+)'", page))
+
+
+def test_raw_numbers_are_saved(run):
+    raw = run["path"] / "raw"
+    for stack in STACKS:
+        assert (raw / stack / "records.jsonl").stat().st_size > 0
+        assert (raw / stack / "result.json").exists()
+        assert list((raw / stack).glob("locust_*_stats.csv"))
+    assert (raw / "promql.json").exists() or "fallback" in (run["path"] / "report.md").read_text()
+
+
+def test_every_dashboard_query_returns_data_for_both_stacks(run):
+    if not run["dashboard"]:
+        pytest.skip("prometheus is not installed; the run used the fallback scraper")
+    missing = {query: sorted({"kserve", "rayserve"} - stacks)
+               for query, stacks in run["dashboard"].items()
+               if not {"kserve", "rayserve"} <= stacks}
+    assert not missing, json.dumps(missing, indent=1)

@@ -1,0 +1,81 @@
+"""The harness's metrics store: a real Prometheus (reloaded as stacks come up), or the fallback
+scraper when the binary is missing; both fed by a real prometheus_client endpoint."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import prometheus_client as prom
+import pytest
+from rich.console import Console
+
+from loadtests.harness import metrics_store
+from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
+from shared_pipeline.schemas import ChatCompletionRequest, PipelineState
+from twinserve.inprocess_server import free_port
+
+
+@pytest.fixture
+def endpoint():
+    registry = prom.CollectorRegistry()
+    metrics = PipelineMetrics("inprocess", prometheus_instruments(registry))
+    port = free_port()
+    server, thread = prom.start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield metrics, f"http://127.0.0.1:{port}/metrics"
+    server.shutdown()
+    thread.join(5)
+
+
+def finish(metrics: PipelineMetrics, n: int) -> None:
+    for _ in range(n):
+        state = PipelineState.start(ChatCompletionRequest(messages=[{"role": "user",
+                                                                     "content": "hi"}]))
+        state.tier = "small"
+        with metrics.stage(state, "route"):
+            pass
+        metrics.finished(state, 200)
+
+
+def test_fallback_scraper_when_prometheus_is_missing(endpoint, tmp_path, monkeypatch):
+    metrics, url = endpoint
+    monkeypatch.setenv("PATH", str(tmp_path))  # no prometheus binary on PATH
+    console = Console(record=True, width=200)
+    with metrics_store(tmp_path, 0.1, console) as store:
+        assert store.prometheus is None and store.source.kind == "fallback-scraper"
+        assert "scraped /metrics itself" in store.note
+        finish(metrics, 1)
+        assert store.add_stack("inprocess", [url])
+        time.sleep(0.3)
+        start = time.time()
+        finish(metrics, 3)
+        time.sleep(0.3)
+        increase = store.source.counter_increase("pipeline_requests_total", "inprocess",
+                                                 ("status",), start, time.time())
+    assert increase == {("ok",): 3.0}
+    assert "prometheus is not installed" in console.export_text()
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")
+def test_prometheus_is_reloaded_with_each_stack_and_answers_promql(endpoint, tmp_path):
+    metrics, url = endpoint
+    finish(metrics, 1)
+    with metrics_store(tmp_path, 0.5, Console(width=200)) as store:
+        assert store.source.kind == "prometheus"
+        assert store.add_stack("inprocess", [url])  # config rewritten, reloaded, scraped
+        start = time.time()
+        finish(metrics, 4)
+        time.sleep(1.5)
+        end = time.time()
+        increase = store.source.counter_increase("pipeline_requests_total", "inprocess",
+                                                 ("status",), start - 1, end)
+        hist = store.source.histogram("pipeline_stage_seconds", "inprocess", ("stage",),
+                                      start - 1, end)
+        config = store.config_path.read_text()
+        total = store.prometheus.query('sum(pipeline_requests_total{stack="inprocess"})')
+    assert total[0].value == 5
+    assert increase[("ok",)] > 0  # increase() extrapolates over so short a window
+    assert hist[("route",)].count > 0
+    assert url.removeprefix("http://").removesuffix("/metrics") in config
+    assert "ray_(pipeline_.*)" in config
+    assert store.source.queries  # every query kept for raw/promql.json

@@ -1,0 +1,102 @@
+"""The report writer on results shaped like the harness's (synthetic numbers, real rendering)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loadtests import report, results
+from loadtests.harness import whole_reference_phase
+from loadtests.measure import tpot_ms
+from loadtests.scenarios import get_scenario
+from shared_pipeline.config import Settings
+
+SCENARIO = get_scenario("smoke")
+
+
+def fake_result(stack: str, e2e: float, streams: bool, engine: str, plan=SCENARIO.phases) -> dict:
+    records = []
+    for phase in plan:
+        for i in range(5):
+            ttft = 300.0 if streams else None
+            records.append({"phase": phase.name, "sent": 1000.0 + i, "ok": True,
+                            "e2e_ms": e2e + 10 * i, "ttft_ms": ttft,
+                            "tpot_ms": tpot_ms(e2e + 10 * i, ttft, 16), "tokens": 16,
+                            "tier": "small", "server_ms": {"generate": e2e - 50},
+                            "error": None, "rejected": False})
+        records.append({"phase": phase.name, "sent": 1001.0, "ok": False,
+                        "error": "rejected 503: queue full", "rejected": True, "e2e_ms": 3.0})
+    phases = [results.phase_stats(records, p, 1000.0, 1000.0 + p.duration_s) for p in plan]
+    hist = {"count": 15.0, "mean_s": 0.02, "p50_s": 0.015, "p95_s": 0.04, "p99_s": 0.05}
+    stages = {s: dict(hist) for s in report.STAGES}
+    server = {"window": [1000.0, 1060.0], "stage_seconds": stages,
+              "hop_seconds": {s: dict(hist) for s in report.STAGES[1:]},
+              "request_seconds": {"all": hist}, "ttft_seconds": {"all": hist},
+              "tpot_seconds": {"all": hist}, "requests_by_status": {"ok": 15.0, "rejected": 3.0},
+              "generated_tokens": {"all": 240.0},
+              "phases": {p.name: {"max_queue_depth": {"small": 2.0}} for p in SCENARIO.phases},
+              "series": {"queue_depth": {"small": [(1000.0, 0.0), (1002.0, 2.0)]},
+                         "inflight": {"generate": [(1000.0, 1.0), (1002.0, 3.0)]}}}
+    return {"stack": stack, "engine": engine, "engine_detected": engine, "streams": streams,
+            "startup_s": 5.0, "revision": "a-123", "phases": phases,
+            "overall": results.overall(phases), "server": server}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    whole = whole_reference_phase(SCENARIO)
+    per_stack = {"inprocess": fake_result("inprocess", 1000.0, True, "transformers",
+                                          [*SCENARIO.phases, whole]),
+                 "kserve": fake_result("kserve", 1100.0, False, "transformers"),
+                 "rayserve": fake_result("rayserve", 900.0, True, "vllm")}
+    env = report.environment(Settings(), per_stack, "fallback scraper")
+    report.write_report(out, SCENARIO, per_stack, env, {})
+    return out
+
+
+def test_summary_holds_headline_figures_per_stack(written):
+    summary = json.loads((written / "summary.json").read_text())
+    stacks = summary["stacks"]
+    assert set(stacks) == {"inprocess", "kserve", "rayserve"}
+    assert stacks["kserve"]["e2e_p50_ms_low_load"] == pytest.approx(1120.0)
+    # KServe answers whole: set against the reference's whole-answer phase (same numbers here)
+    assert stacks["kserve"]["overhead_e2e_p50_ms_low_load"] == pytest.approx(100.0)
+    assert stacks["kserve"]["overhead_reference_phase"] == "c1-whole"
+    assert stacks["rayserve"]["overhead_e2e_p50_ms_low_load"] == pytest.approx(-100.0)
+    assert stacks["rayserve"]["overhead_reference_phase"] == "c1"
+    assert stacks["kserve"]["ttft_p50_ms_low_load"] is None  # whole answers: no client TTFT
+    assert stacks["rayserve"]["ttft_p50_ms_low_load"] == 300.0
+    assert stacks["rayserve"]["rejected"] == 3
+    assert stacks["inprocess"]["hop_total_mean_ms"] == pytest.approx(80.0)
+    assert summary["environment"]["engines"]["rayserve"]["asked"] == "vllm"
+
+
+def test_markdown_states_the_differences_and_tables(written):
+    md = (written / "report.md").read_text()
+    assert "does not stream" in md
+    assert "Engines differ (inprocess: transformers, kserve: transformers, rayserve: vllm)" in md
+    assert "| kserve | transformers | no (whole answer) | 15 / 3 |" in md
+    assert "rejected 503: queue full" in md
+    assert "0.40 → " in md  # requested vs achieved rate of the Poisson phase
+    assert "| inprocess | c1-whole | 1 users, answers whole |" in md
+    for stage in report.STAGES:
+        assert stage in md
+
+
+def test_html_embeds_the_plots_and_the_same_tables(written):
+    page = (written / "index.html").read_text()
+    plots = sorted(p.name for p in (written / "plots").glob("*.png"))
+    assert plots == ["latency_throughput_vs_concurrency.png", "open_loop.png",
+                     "queue_depth_over_time.png", "stage_and_hop_breakdown.png", "ttft_tpot.png"]
+    for name in plots:
+        assert f"plots/{name}" in page
+        assert (written / "plots" / name).stat().st_size > 10_000
+    assert "no (whole answer)" in page and "Environment" in page
+
+
+def test_fmt_and_to_markdown():
+    assert report.fmt(None) == "n/a" and report.fmt(1234.5, 1) == "1,234.5"
+    assert report.to_markdown((["a"], [])) == "_none_\n"
+    assert report.to_markdown((["a", "b"], [[1, "x|y"]])).splitlines()[2] == "| 1 | x\\|y |"

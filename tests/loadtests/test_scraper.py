@@ -1,0 +1,88 @@
+"""The fallback scraper against a real prometheus_client endpoint (no Prometheus needed)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import prometheus_client as prom
+import pytest
+
+from loadtests.scraper import FallbackScraper, parse_exposition
+from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
+from shared_pipeline.schemas import ChatCompletionRequest, PipelineState
+from twinserve.inprocess_server import free_port
+
+
+def test_exposition_parsing_strips_rays_prefix_and_skips_other_metrics():
+    text = ('# TYPE ray_pipeline_requests_total counter\n'
+            'ray_pipeline_requests_total{stack="rayserve",status="ok",tier="small"} 3\n'
+            '# TYPE ray_serve_num_http_requests_total counter\n'
+            'ray_serve_num_http_requests_total{route="/"} 9\n')
+    assert parse_exposition(text) == [
+        ("pipeline_requests_total", {"stack": "rayserve", "status": "ok", "tier": "small"}, 3.0)]
+
+
+@pytest.fixture
+def endpoint():
+    """A real /metrics endpoint fed by the pipeline's own recorder, in its own registry."""
+    registry = prom.CollectorRegistry()
+    metrics = PipelineMetrics("inprocess", prometheus_instruments(registry))
+    port = free_port()
+    server, thread = prom.start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield metrics, f"http://127.0.0.1:{port}/metrics"
+    server.shutdown()
+    thread.join(5)
+
+
+def _request(metrics: PipelineMetrics, seconds: float) -> None:
+    state = PipelineState.start(ChatCompletionRequest(messages=[{"role": "user",
+                                                                 "content": "hi"}]))
+    state.tier = "small"
+    for stage in ("retrieve", "generate"):
+        with metrics.stage(state, stage):
+            if stage == "generate":
+                time.sleep(seconds)
+    metrics.finished(state, 200)
+
+
+def test_scraper_answers_increases_quantiles_and_gauges(endpoint):
+    metrics, url = endpoint
+    _request(metrics, 0.0)  # the series exist before the window, as after a warm-up
+    scraper = FallbackScraper(interval_s=0.2)
+    scraper.set_targets("inprocess", [url])
+    scraper.scrape_once()
+    start = time.time()
+    metrics.queue_depth("small", 3)
+    for _ in range(4):
+        _request(metrics, 0.03)
+    metrics.queue_depth("small", 0)
+    time.sleep(0.01)
+    scraper.scrape_once()
+    end = time.time()
+
+    assert scraper.counter_increase("pipeline_requests_total", "inprocess", ("status",),
+                                    start, end) == {("ok",): 4.0}
+    assert scraper.counter_increase("pipeline_requests_total", "rayserve", (), start, end) == {}
+    hist = scraper.histogram("pipeline_stage_seconds", "inprocess", ("stage",), start, end)
+    generate = hist[("generate",)]
+    assert generate.count == 4 and generate.buckets[math.inf] == 4
+    assert 0.025 < generate.mean < 0.2
+    assert 0.025 <= generate.quantile(0.5) <= 0.05  # inside the (0.025, 0.05] bucket
+    series = scraper.gauge_range("pipeline_generation_queue_depth", "inprocess", ("tier",),
+                                 start - 1, end, 0.5)
+    assert series[("small",)][-1][1] == 0.0
+
+
+def test_scraper_thread_polls_until_stopped(endpoint):
+    metrics, url = endpoint
+    _request(metrics, 0.0)
+    scraper = FallbackScraper(interval_s=0.1)
+    scraper.set_targets("inprocess", [url, "http://127.0.0.1:9/metrics"])  # one dead target
+    scraper.start()
+    time.sleep(0.5)
+    scraper.stop()
+    assert "http://127.0.0.1:9/metrics" in scraper.errors
+    now = time.time()
+    assert scraper.counter_increase("pipeline_requests_total", "inprocess", (), now - 60,
+                                    now) == {(): 1.0}
