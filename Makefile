@@ -33,8 +33,11 @@ prometheus:
 prepare: install
 	$(TWINSERVE) prepare
 
+# The main job: in-process reference, KServe and Ray Serve under the same locust scenario, with
+# Prometheus, into reports/<timestamp>/ (about 16-25 min on 2 cores; SCENARIO=smoke: ~7 min).
+SCENARIO ?=
 demo: setup
-	$(TWINSERVE) demo
+	$(TWINSERVE) compare $(if $(SCENARIO),--scenario $(SCENARIO),)
 
 test: setup
 	$(PY) -m pytest

@@ -1,7 +1,8 @@
 """A generator InferenceService (one per tier): transformers with dynamic micro-batching.
 
-Both tiers run the transformers engine (`make_engine(settings, "transformers")`), one server
-each, so they scale separately; locally both may serve the same small model.
+Both tiers run the KServe stack's engine (transformers, unless `generate.engine` asks for another
+for engine parity), one server each, so they scale separately; locally both may serve the same
+small model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class GenerateModel(StageModel):
         self.engine: Engine | None = None
 
     def build(self) -> Step:
-        self.engine = make_engine(self.settings, "transformers")
+        self.engine = make_engine(self.settings, self.settings.generate.engine_for("kserve"))
         # load() runs before the server's event loop exists. A private loop (not asyncio.run,
         # which leaves the main thread without a current loop, and ModelServer.start needs one)
         # loads the weights; the engine's batching thread outlives it and serves jobs from

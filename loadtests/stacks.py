@@ -21,9 +21,6 @@ import httpx
 from shared_pipeline.config import Settings
 
 STACKS = ("kserve", "rayserve", "inprocess")
-# What each stack generates with when engine parity is off (DESIGN.md): KServe's generators
-# run transformers, Ray's run vLLM, the reference runs whatever the settings name.
-DEFAULT_ENGINES = {"kserve": "transformers", "rayserve": "vllm"}
 
 
 @dataclass
@@ -40,9 +37,9 @@ class StackHandle:
 
 def engine_for(stack: str, settings: Settings, engine_parity: bool) -> str:
     """The engine a stack should run: its own by default; the settings' engine under parity."""
-    if engine_parity or stack == "inprocess":
-        return settings.generate.engine
-    return DEFAULT_ENGINES[stack]
+    if engine_parity:
+        return settings.generate.engine_for("inprocess")
+    return settings.generate.engine_for(stack)
 
 
 def with_engine(settings: Settings, engine: str) -> Settings:

@@ -23,6 +23,11 @@ from pydantic_settings import (
 EngineName = Literal["transformers", "vllm"]
 Tier = Literal["small", "large"]
 
+# The engine each stack generates with while `generate.engine` is unset (DESIGN.md); setting it
+# (engine parity) puts every stack on that one engine.
+STACK_ENGINES: dict[str, EngineName] = {"inprocess": "transformers", "kserve": "transformers",
+                                        "rayserve": "vllm"}
+
 
 class _Section(BaseModel):
     """A settings section: unknown keys are typos, refused rather than ignored."""
@@ -61,7 +66,7 @@ class RouteSettings(_Section):
 
 
 class GenerateSettings(_Section):
-    engine: EngineName = "transformers"
+    engine: EngineName | None = None  # None: each stack's own (STACK_ENGINES)
     model_dir: Path | None = None  # None = the SmolLM2 checkpoint made by `twinserve prepare`
     dtype: Literal["bfloat16", "float32"] = "bfloat16"
     max_model_len: int = Field(2048, gt=0, description="prompt + completion tokens")
@@ -72,6 +77,10 @@ class GenerateSettings(_Section):
     max_queue: int = Field(64, gt=0, description="waiting requests before new ones are rejected")
     # vLLM engine (CPU build here; the same code on GPU)
     vllm_kv_cache_gib: int = Field(2, gt=0)
+    def engine_for(self, stack: str) -> EngineName:
+        """The engine `stack` runs: the configured one, else the stack's own."""
+        return self.engine or STACK_ENGINES[stack]
+
     prompt_template: str = (
         "You answer questions about Python using only the numbered passages below. "
         "Cite the passages you use as [1], [2]. Answer in at most three sentences.\n\n{passages}"

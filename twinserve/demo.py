@@ -16,7 +16,7 @@ from shared_pipeline.schemas import parse_chat_request
 
 async def _answer_all(settings: Settings, questions: list[str], console: Console) -> list[dict]:
     pipeline = InProcessPipeline(settings)
-    with console.status(f"loading models ({settings.generate.engine} engine)"):
+    with console.status(f"loading models ({pipeline.engine.name} engine)"):
         await pipeline.start()
     try:
         with console.status(f"answering {len(questions)} questions concurrently"):
@@ -31,7 +31,7 @@ def run_demo(settings: Settings, console: Console, count: int) -> None:
     questions = load_questions()[:count]
     started = time.perf_counter()
     results = asyncio.run(_answer_all(settings, [q.question for q in questions], console))
-    table = Table(title=f"in-process pipeline · {settings.generate.engine} · "
+    table = Table(title=f"in-process pipeline · {settings.generate.engine_for('inprocess')} · "
                         f"{time.perf_counter() - started:.1f}s for {len(results)} questions",
                   show_lines=True)
     for column in ("question", "tier", "answer", "cited", "ms (retrieve/rerank/gen)"):

@@ -239,7 +239,7 @@ def running_stack(settings: Settings, port: int | None = None, *, engine: str | 
         try:
             wait_ready(url, proc, ready_timeout_s, log_path)
             yield RunningServer(url=url, metrics_url=f"{url}/metrics", pid=proc.pid,
-                                engine=settings.generate.engine)
+                                engine=settings.generate.engine_for("inprocess"))
         finally:
             stop_process(proc)
 

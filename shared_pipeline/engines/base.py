@@ -83,7 +83,7 @@ def make_engine(settings: Settings, name: str | None = None, **options: Any) -> 
 
     `options` go to the engine's constructor (e.g. vLLM's `stat_loggers`).
     """
-    name = name or settings.generate.engine
+    name = name or settings.generate.engine_for("inprocess")
     if name == "transformers":
         from shared_pipeline.engines.transformers_engine import TransformersEngine
 

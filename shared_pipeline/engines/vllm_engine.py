@@ -7,6 +7,7 @@ is what waits in vLLM's scheduler; above `max_queue` new requests are refused, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -45,7 +46,11 @@ class VLLMEngine:
         args = AsyncEngineArgs(model=str(self._model_dir), dtype=self._settings.dtype,
                                max_model_len=self._settings.max_model_len, enforce_eager=True,
                                disable_log_stats=False)
-        self._engine = AsyncLLM.from_engine_args(args, stat_loggers=self._stat_loggers)
+        # Built in a worker thread: the ~35 s start does not block the caller's event loop, and
+        # with no running loop there AsyncLLM starts its output handler lazily, on the loop of
+        # the first request (a KServe model loads on a private loop that is gone by then).
+        self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args,
+                                               stat_loggers=self._stat_loggers)
 
     async def stop(self) -> None:
         if self._engine is not None:

@@ -12,10 +12,10 @@ def test_engines_differ_by_default_and_match_under_parity():
     settings = Settings()
     assert engine_for("kserve", settings, False) == "transformers"
     assert engine_for("rayserve", settings, False) == "vllm"
-    assert engine_for("inprocess", settings, False) == settings.generate.engine
+    assert engine_for("inprocess", settings, False) == "transformers"
     vllm = with_engine(settings, "vllm")
     assert {engine_for(s, vllm, True) for s in ("kserve", "rayserve", "inprocess")} == {"vllm"}
-    assert settings.generate.engine == "transformers"  # with_engine copies
+    assert settings.generate.engine is None  # with_engine copies
 
 
 def test_engine_is_read_back_from_the_exposed_metrics():

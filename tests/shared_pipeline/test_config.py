@@ -20,7 +20,9 @@ def test_yaml_then_environment(tmp_path, monkeypatch) -> None:
     assert s.revision_name == "b"
     assert s.generate.batch_max_size == 4  # from YAML
     assert s.generate.batch_wait_ms == 30  # environment beats YAML
-    assert s.generate.engine == "transformers"  # default kept
+    assert s.generate.engine is None  # default kept: each stack's own engine
+    assert (s.generate.engine_for("kserve"), s.generate.engine_for("rayserve")) == (
+        "transformers", "vllm")
 
 
 def test_model_dir_follows_cache_dir(tmp_path) -> None:
