@@ -140,9 +140,12 @@ class PipelineMetrics:
         if value > 0:  # Ray counters refuse non-positive increments
             self._m[name].inc(value, tags)
 
-    def revision(self, stage: str, revision: str) -> None:
-        self._m["pipeline_revision_info"].set(1, {"stack": self.stack, "stage": stage,
-                                                  "revision": revision})
+    def revision(self, stage: str, revision: str, previous: str | None = None) -> None:
+        """Mark `revision` as the one `stage` runs; an in-place change zeroes the `previous`."""
+        info = self._m["pipeline_revision_info"]
+        if previous and previous != revision:
+            info.set(0, {"stack": self.stack, "stage": stage, "revision": previous})
+        info.set(1, {"stack": self.stack, "stage": stage, "revision": revision})
 
     @contextmanager
     def stage(self, state: PipelineState, stage: str) -> Iterator[None]:

@@ -87,3 +87,14 @@ def test_recorded_values() -> None:
 def test_status_labels() -> None:
     assert [status_of(c) for c in (200, 400, 404, 429, 503, 500)] == [
         "ok", "client_error", "client_error", "rejected", "rejected", "server_error"]
+
+
+def test_a_new_revision_retires_the_previous_one() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics("rayserve", prometheus_instruments(registry))
+    metrics.revision("route", "a-1")
+    metrics.revision("route", "b-2", previous="a-1")
+    get = registry.get_sample_value
+    labels = {"stack": "rayserve", "stage": "route"}
+    assert get("pipeline_revision_info", {**labels, "revision": "a-1"}) == 0
+    assert get("pipeline_revision_info", {**labels, "revision": "b-2"}) == 1

@@ -1,0 +1,72 @@
+"""The Serve config file, and the two documented ways it is adapted: cluster GPUs and local mode.
+
+`manifests/rayserve/serve-config.yaml` is the one config. On a cluster, the RayService carries it
+with `CLUSTER_OVERLAY` applied (the generators ask for a GPU), and nothing else changed; a test
+proves the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on
+the chosen port and passes the caller's `Settings` as the builder's args; tests may add
+deployment overrides (e.g. a tiny queue to show backpressure).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared_pipeline.config import Settings
+
+MANIFEST_DIR = Path(__file__).resolve().parents[1] / "manifests" / "rayserve"
+SERVE_CONFIG_PATH = MANIFEST_DIR / "serve-config.yaml"
+RAYSERVICE_PATH = MANIFEST_DIR / "rayservice.yaml"
+APP_NAME = "twinserve"
+
+# The only difference between local and cluster: each generator replica gets one GPU (and the
+# CPUs to feed it) and so lands on the GPU worker group. Everything else stays as in the file.
+CLUSTER_OVERLAY: dict[str, dict[str, Any]] = {
+    "generator-small": {"ray_actor_options": {"num_cpus": 2, "num_gpus": 1}},
+    "generator-large": {"ray_actor_options": {"num_cpus": 2, "num_gpus": 1}},
+}
+
+
+def load_serve_config(path: Path = SERVE_CONFIG_PATH) -> dict[str, Any]:
+    """The config as plain data (YAML anchors resolved into independent copies)."""
+    return json.loads(json.dumps(yaml.safe_load(path.read_text())))
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def with_deployment_overrides(config: dict[str, Any],
+                              overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`config` with per-deployment option overrides merged in (deployments found by name)."""
+    config = json.loads(json.dumps(config))
+    app = config["applications"][0]
+    by_name = {d["name"]: d for d in app["deployments"]}
+    unknown = set(overrides) - set(by_name)
+    if unknown:
+        raise ValueError(f"no deployment named {sorted(unknown)} in the Serve config")
+    app["deployments"] = [_merge(d, overrides.get(d["name"], {})) for d in app["deployments"]]
+    return config
+
+
+def cluster_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the RayService's serveConfigV2 must be: the config plus `CLUSTER_OVERLAY`."""
+    return with_deployment_overrides(config or load_serve_config(), CLUSTER_OVERLAY)
+
+
+def local_config(settings: Settings, port: int, *, config: dict[str, Any] | None = None,
+                 overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The config as local mode deploys it: loopback HTTP on `port`, the caller's settings."""
+    config = with_deployment_overrides(config or load_serve_config(), overrides or {})
+    config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
+                              "port": port}
+    app = config["applications"][0]
+    app["args"] = {**app.get("args", {}), "settings": settings.model_dump(mode="json")}
+    return config

@@ -1,0 +1,40 @@
+"""What every stage deployment shares: settings, in-place `user_config`, revision, metrics.
+
+A subclass names its stage and builds the shared_pipeline object from settings (`build`); this
+base re-builds it when `user_config` changes and reports the new revision, so a `serve deploy`
+that only changes `user_config` is visible in every answer and in `pipeline_revision_info`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rayserve_impl.live_config import apply_user_config
+from rayserve_impl.metrics import pipeline_metrics
+from shared_pipeline.config import Settings
+from shared_pipeline.revision import revision_of
+
+
+class StageDeployment:
+    """Base of the stage deployments (not a deployment itself)."""
+
+    stage: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.base_settings = settings
+        self.metrics = pipeline_metrics()
+        self._configure(settings)
+
+    def build(self, settings: Settings) -> None:
+        """(Re)build the stage object from `settings`; keep heavy parts when rebuilding."""
+        raise NotImplementedError
+
+    def _configure(self, settings: Settings) -> None:
+        self.settings = settings
+        previous, self.revision = getattr(self, "revision", None), revision_of(settings)
+        self.build(settings)
+        self.metrics.revision(self.stage, self.revision, previous=previous)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve calls this at start and on every `user_config` change (no replica restart)."""
+        self._configure(apply_user_config(self.base_settings, user_config))
