@@ -6,25 +6,12 @@ from __future__ import annotations
 import shutil
 import time
 
-import prometheus_client as prom
 import pytest
 from rich.console import Console
 
 from loadtests.harness import metrics_store
-from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
+from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.schemas import ChatCompletionRequest, PipelineState
-from twinserve.inprocess_server import free_port
-
-
-@pytest.fixture
-def endpoint():
-    registry = prom.CollectorRegistry()
-    metrics = PipelineMetrics("inprocess", prometheus_instruments(registry))
-    port = free_port()
-    server, thread = prom.start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield metrics, f"http://127.0.0.1:{port}/metrics"
-    server.shutdown()
-    thread.join(5)
 
 
 def finish(metrics: PipelineMetrics, n: int) -> None:

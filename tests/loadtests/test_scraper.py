@@ -5,13 +5,9 @@ from __future__ import annotations
 import math
 import time
 
-import prometheus_client as prom
-import pytest
-
 from loadtests.scraper import FallbackScraper, parse_exposition
-from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
+from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.schemas import ChatCompletionRequest, PipelineState
-from twinserve.inprocess_server import free_port
 
 
 def test_exposition_parsing_strips_rays_prefix_and_skips_other_metrics():
@@ -21,18 +17,6 @@ def test_exposition_parsing_strips_rays_prefix_and_skips_other_metrics():
             'ray_serve_num_http_requests_total{route="/"} 9\n')
     assert parse_exposition(text) == [
         ("pipeline_requests_total", {"stack": "rayserve", "status": "ok", "tier": "small"}, 3.0)]
-
-
-@pytest.fixture
-def endpoint():
-    """A real /metrics endpoint fed by the pipeline's own recorder, in its own registry."""
-    registry = prom.CollectorRegistry()
-    metrics = PipelineMetrics("inprocess", prometheus_instruments(registry))
-    port = free_port()
-    server, thread = prom.start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield metrics, f"http://127.0.0.1:{port}/metrics"
-    server.shutdown()
-    thread.join(5)
 
 
 def _request(metrics: PipelineMetrics, seconds: float) -> None:
