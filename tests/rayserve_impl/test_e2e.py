@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 
 import httpx
 import prometheus_client
@@ -109,7 +110,12 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     print(f"stream: first token {first * 1000:.0f} ms, last {last * 1000:.0f} ms, "
           f"{len(arrivals)} content chunks, {len(arrivals) / max(last - first, 1e-9):.1f} chunks/s")
     assert len(arrivals) >= 10
-    assert first < 0.5 * last, "the first token must come well before the last"
+    # Streamed as made, not buffered and flushed at the end: the chunks arrive spread over the
+    # decode (a buffered answer lands in one burst, its gaps ~0). Not a ratio against the time
+    # to first token, which prefill on a busy 2-core machine can stretch to most of the request.
+    gaps = [b - a for a, b in pairwise(arrivals)]
+    assert sum(g > 0.004 for g in gaps) >= len(gaps) // 2, gaps
+    assert last - first > 0.2, "the first token must come well before the last"
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] in ("stop", "length")
     ext = final["pipeline"]
