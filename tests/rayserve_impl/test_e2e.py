@@ -33,6 +33,7 @@ from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import STAGES, PipelineState, parse_chat_request
 from shared_pipeline.stages.rerank import Reranker
 from shared_pipeline.stages.retrieve import Retriever
+from tests.openai_e2e import ask_all, check_answer
 from tests.rayserve_impl.metric_families import families
 
 pytestmark = pytest.mark.slow
@@ -65,31 +66,13 @@ def client(stack: RunningStack) -> OpenAI:
 @pytest.fixture(scope="module")
 def answers(client: OpenAI) -> list[dict]:
     """The questions, asked once without streaming (the other tests read the results)."""
-    results = []
-    for i, (question, tier) in enumerate(QUESTIONS):
-        started = time.perf_counter()
-        completion = client.chat.completions.create(
-            model="pipeline", messages=[{"role": "user", "content": question}],
-            max_tokens=MAX_TOKENS, temperature=0.0,
-            extra_body={"pipeline": {"tier": tier}} if tier else None,
-            extra_headers={"x-request-id": f"ray-e2e-{i}"})
-        print(f"{question!r}: {time.perf_counter() - started:.2f}s")
-        results.append(completion.model_dump())
-    return results
+    return ask_all(client, QUESTIONS, MAX_TOKENS, "ray-e2e")
 
 
 def test_answers_carry_citations_tier_and_revision(answers: list[dict],
                                                    settings: Settings) -> None:
     for i, answer in enumerate(answers):
-        ext = answer["pipeline"]
-        assert answer["object"] == "chat.completion"
-        assert answer["choices"][0]["message"]["content"].strip()
-        assert ext["revision"] == revision_of(settings)
-        assert ext["tier"] in ("small", "large") and ext["tier_reason"]
-        assert ext["request_id"] == f"ray-e2e-{i}"  # x-request-id reached every stage
-        assert list(ext["timings"]) == list(STAGES)
-        assert ext["citations"] or ext["cites_nothing"]
-        assert 0 < answer["usage"]["completion_tokens"] <= MAX_TOKENS
+        check_answer(answer, revision_of(settings), f"ray-e2e-{i}", MAX_TOKENS)
     assert answers[2]["pipeline"]["tier"] == "large"  # forced: generator-large answered
     assert sum(bool(a["pipeline"]["citations"]) for a in answers) >= 2
 
