@@ -34,10 +34,11 @@ prepare: install
 	$(TWINSERVE) prepare
 
 # The main job: in-process reference, KServe and Ray Serve under the same locust scenario, with
-# Prometheus, into reports/<timestamp>/ (about 16-25 min on 2 cores; SCENARIO=smoke: ~7 min).
+# Prometheus, then the rollback experiment on both stacks, into reports/<timestamp>/ (about
+# 25-30 min on 2 cores; SCENARIO=smoke: ~10 min).
 SCENARIO ?=
 demo: setup
-	$(TWINSERVE) compare $(if $(SCENARIO),--scenario $(SCENARIO),)
+	$(TWINSERVE) compare $(if $(SCENARIO),--scenario $(SCENARIO),) --experiment rollback
 
 test: setup
 	$(PY) -m pytest

@@ -48,8 +48,8 @@ class StageError(Exception):
 
     @classmethod
     def overloaded(cls, exc: EngineOverloaded, state: PipelineState | None) -> StageError:
-        error = RequestError(503, f"{exc}; retry after {exc.retry_after_s}s", None,
-                             kind="overloaded")
+        error = RequestError(503, f"server overloaded: {exc}", None, kind="overloaded_error",
+                             retry_after_s=exc.retry_after_s)
         return cls(error, state, {"Retry-After": str(exc.retry_after_s)})
 
     @classmethod

@@ -26,6 +26,13 @@ It executes `manifests/kserve/inferencegraph.yaml` the way the router pod does o
 `serviceName` resolves through a name -> URL map the launcher gives (on a cluster the controller
 resolves it to `<isvc url>/v1/models/<model>:predict`); `serviceUrl` is used as written.
 
+Local stand-in for Knative's traffic split: on a cluster, an InferenceService URL is a Knative
+route that sends `canaryTrafficPercent`% of calls to the latest revision and the rest to the
+previous one. Locally `PUT /local/traffic {"service", "canary_url", "percent"}` gives a service
+a second URL and its share, drawn per call as Knative draws per request (`percent: 0` = roll
+back; `GET /local/traffic` shows the split). Each step call draws on its own, as each
+InferenceService's route does: one request may pass revisions of different services.
+
 It runs as its own process (`python -m kserve_impl.graph`), as the router runs in its own pod: a
 benchmark client in the launcher's process then never shares a GIL or an event loop with it.
 """
@@ -57,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 ROUTER_ERROR = "Failed to process request"
 NO_ROUTE_MATCHED = "None of the routes matched with the switch condition"
+TRAFFIC_PATH = "/local/traffic"  # local mode only: the Knative traffic split's stand-in
 
 
 class RoutingError(Exception):
@@ -167,6 +175,7 @@ class GraphRunner:
             raise ValueError(f"no URL for serviceName {sorted(missing)}")
         self.graph = graph
         self.services = services
+        self.canaries: dict[str, tuple[str, int]] = {}  # serviceName -> (canary URL, percent)
         self._patterns = [re.compile(p) for p in propagate]
         self._client: httpx.AsyncClient | None = None
 
@@ -296,8 +305,27 @@ class GraphRunner:
                        headers: dict[str, str]) -> tuple[int, bytes]:
         if step.node_name:
             return await self.route_node(step.node_name, data, headers)
-        url = step.service_url or self.services[step.service_name]
+        url = step.service_url or self._resolve(step.service_name)
         return await self._call(url, data, headers)
+
+    def _resolve(self, service: str) -> str:
+        """The service's URL, or its canary's for `percent`% of calls (Knative's split)."""
+        canary = self.canaries.get(service)
+        if canary is not None and random.randrange(100) < canary[1]:
+            return canary[0]
+        return self.services[service]
+
+    def set_traffic(self, service: str, canary_url: str | None, percent: int) -> None:
+        """Send `percent`% of `service`'s calls to `canary_url` (None or 0%: all to stable)."""
+        if service not in self.services:
+            raise KeyError(f"no service {service!r}; known: {sorted(self.services)}")
+        if not 0 <= percent <= 100:
+            raise ValueError(f"percent must be 0..100, not {percent}")
+        if canary_url is None:
+            self.canaries.pop(service, None)
+        else:
+            self.canaries[service] = (canary_url, percent)
+        logger.info("traffic for %s: %d%% to %s", service, percent, canary_url or "stable")
 
     async def _call(self, url: str, data: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         if self._client is None:
@@ -328,6 +356,19 @@ def build_app(runner: GraphRunner) -> Starlette:
     async def ready(_: Request) -> Response:
         return Response(status_code=200)
 
+    async def traffic(request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                body = json.loads(await request.body())
+                runner.set_traffic(body["service"], body.get("canary_url"),
+                                   int(body.get("percent", 0)))
+            except (ValueError, KeyError, TypeError) as exc:
+                return Response(json.dumps({"error": f"bad traffic request: {exc}"}),
+                                status_code=400, media_type="application/json")
+        split = {name: {"canary_url": url, "percent": pct}
+                 for name, (url, pct) in runner.canaries.items()}
+        return Response(json.dumps(split), media_type="application/json")
+
     async def graph(request: Request) -> Response:
         status, body = await runner.handle(await request.body(), dict(request.headers))
         media = "application/json" if _valid_json(body) else None
@@ -343,7 +384,9 @@ def build_app(runner: GraphRunner) -> Starlette:
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return Starlette(
-        routes=[Route("/readyz", ready), Route("/{path:path}", graph, methods=methods)],
+        routes=[Route("/readyz", ready),
+                Route(TRAFFIC_PATH, traffic, methods=["GET", "PUT"]),
+                Route("/{path:path}", graph, methods=methods)],
         lifespan=lifespan)
 
 

@@ -41,6 +41,14 @@ class ServiceManifest:
                 argv[i] = f"--http_port={port}"
         return argv
 
+    @property
+    def stage(self) -> str:
+        """The pipeline stage this InferenceService serves (its `--stage` argument)."""
+        stage = _arg_value(list(self.command), "--stage")
+        if stage is None:
+            raise ValueError(f"{self.path}: InferenceService {self.name} has no --stage argument")
+        return stage
+
     def predict_path(self) -> str:
         return f"/v1/models/{self.model_name}:predict"
 

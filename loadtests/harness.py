@@ -156,7 +156,8 @@ def whole_reference_phase(scenario: Scenario):
 
 def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
                on_tick: Callable[[], None] | None = None,
-               stream: bool | None = None) -> dict[str, Any]:
+               stream: bool | None = None,
+               extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """One phase as a headless locust subprocess; returns its timing and exit status."""
     prefix = raw_dir / f"locust_{phase.name}"
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -169,7 +170,8 @@ def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
         cmd.append("--no-stream")
     env = {**os.environ, PHASE_ENV: phase.model_dump_json(),
            "TWINSERVE_IGNORE_EOS": "1" if scenario.ignore_eos else "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           **(extra_env or {})}
     limit = phase.duration_s + scenario.stop_timeout_s + 90
     started = time.time()
     with open(raw_dir / f"locust_{phase.name}.log", "w") as log:

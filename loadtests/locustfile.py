@@ -36,9 +36,10 @@ import gevent
 from locust import HttpUser, LoadTestShape, events, task
 from locust.env import Environment
 
-from loadtests.measure import failure_reason, tpot_ms
+from loadtests.measure import failure_reason, retry_after, tpot_ms
 from loadtests.shapes import (
     PHASE_ENV,
+    STOP_FILE_ENV,
     ArrivalPhase,
     ArrivalSchedule,
     arrival_offsets,
@@ -50,6 +51,9 @@ from shared_pipeline.samples import load_questions
 QUESTIONS = [q.question for q in load_questions()]
 CHAT_PATH = "/v1/chat/completions"
 PHASE = parse_phase(os.environ[PHASE_ENV]) if os.environ.get(PHASE_ENV) else None
+# Experiments end a phase when their last action is done: the runner creates this file, the
+# shape sees it and stops; users finish the request in hand (`--stop-timeout`).
+STOP_FILE = os.environ.get(STOP_FILE_ENV)
 _schedule: ArrivalSchedule | None = None
 _records_lock = threading.Lock()
 
@@ -88,6 +92,8 @@ if PHASE is not None:
         abstract = False
 
         def tick(self) -> tuple[int, float] | None:
+            if STOP_FILE and os.path.exists(STOP_FILE):
+                return None
             return shape_tick(PHASE, self.get_run_time())
 
 
@@ -162,8 +168,9 @@ class PipelineUser(HttpUser):
     def _refused(self, response, record: dict[str, Any]) -> None:
         text = response.text if response.status_code else str(response.error)
         reason, rejected = failure_reason(response.status_code, text or "")
+        hint, source = retry_after(response.headers.get("Retry-After"), text or "")
         record.update(error=reason, rejected=rejected, raw_error=(text or "")[:500],
-                      retry_after=response.headers.get("Retry-After"))
+                      retry_after=hint, retry_after_from=source)
 
     def _read_whole(self, response, record: dict[str, Any], t0: float) -> None:
         try:

@@ -29,6 +29,19 @@ def failure_reason(status: int, body: str) -> tuple[str, bool]:
     return (f"rejected {status}: {message}" if rejected else f"{status} {message}"), rejected
 
 
+def retry_after(header: str | None, body: str) -> tuple[str | None, str | None]:
+    """(seconds, where it came from) of a refusal's retry hint: the `Retry-After` header, else
+    the error body's `retry_after_s` (what survives KServe's InferenceGraph router, which drops
+    step response headers); (None, None) when the refusal gave none."""
+    if header:
+        return header, "header"
+    try:
+        value = json.loads(body)["error"]["retry_after_s"]
+    except (ValueError, KeyError, TypeError):
+        return None, None
+    return (str(value), "body") if value is not None else (None, None)
+
+
 def tpot_ms(e2e_ms: float, ttft_ms: float | None, tokens: int) -> float | None:
     """Time per output token after the first, as vLLM's benchmark defines it."""
     if ttft_ms is None or tokens < 2:

@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 PHASE_ENV = "TWINSERVE_LOAD_PHASE"  # the phase, as JSON, for the locustfile's shape
+STOP_FILE_ENV = "TWINSERVE_STOP_FILE"  # when this file exists, the phase ends early
 
 
 class ConcurrencyPhase(BaseModel):

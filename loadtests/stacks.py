@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -33,6 +34,7 @@ class StackHandle:
     settle_s: float  # after the load: wait this long for the last samples to be exported
     startup_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    native: Any = None  # what the stack's own `running_stack` yielded (experiments drive it)
 
 
 def engine_for(stack: str, settings: Settings, engine_parity: bool) -> str:
@@ -74,8 +76,12 @@ def scrape_texts(urls: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def launch(name: str, settings: Settings, log_dir: Path, *,
-           engine_parity: bool = False) -> Iterator[StackHandle]:
-    """Start stack `name` with `settings`; yield its handle; stop it when the block ends."""
+           engine_parity: bool = False, supervise: bool = False) -> Iterator[StackHandle]:
+    """Start stack `name` with `settings`; yield its handle; stop it when the block ends.
+
+    `supervise`: KServe's model servers are restarted when they die (as pods are); Ray Serve's
+    controller always replaces dead replicas.
+    """
     if name not in STACKS:
         raise KeyError(f"unknown stack {name!r}; known: {', '.join(STACKS)}")
     engine = engine_for(name, settings, engine_parity)
@@ -87,16 +93,17 @@ def launch(name: str, settings: Settings, log_dir: Path, *,
 
         with running_stack(settings, engine=engine, log_path=log_dir / "inprocess.log") as s:
             yield StackHandle(name, s.url, [s.metrics_url], streams=True, engine=engine,
-                              settle_s=0.0, startup_s=time.perf_counter() - started)
+                              settle_s=0.0, startup_s=time.perf_counter() - started,
+                              native=s)
     elif name == "kserve":
         from kserve_impl.local import running_stack
 
-        with running_stack(settings) as url:
+        with running_stack(settings, log_dir=log_dir, supervise=supervise) as url:
             servers = getattr(url, "servers", {}) or {}
             yield StackHandle(
                 name, str(url), [f"{u.rstrip('/')}/metrics" for u in servers.values()],
                 streams=False, engine=engine, settle_s=0.0,
-                startup_s=time.perf_counter() - started,
+                startup_s=time.perf_counter() - started, native=url,
                 notes=["KServe's InferenceGraph router buffers every step's answer, so the "
                        "client sends stream=false: e2e is measured, TTFT/TPOT are not "
                        "measurable on the client for this stack."])
@@ -108,4 +115,4 @@ def launch(name: str, settings: Settings, log_dir: Path, *,
             # metrics_report_interval_ms (10 s by default): its /metrics lags the work by up to
             # that much, so windows are read 20 s late (Ray's own settings are left alone).
             yield StackHandle(name, s.url, [s.metrics_url], streams=True, engine=engine,
-                              settle_s=20.0, startup_s=time.perf_counter() - started)
+                              settle_s=20.0, startup_s=time.perf_counter() - started, native=s)

@@ -72,12 +72,15 @@ def as_request_error(exc: BaseException) -> tuple[RequestError, dict[str, str]]:
         return cause, {}
     if isinstance(cause, BackPressureError):
         retry = cause.retry_after_s if cause.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
+        retry = max(1, round(retry))
         return (RequestError(cause.status_code, f"server overloaded: {cause.message}",
-                             kind="overloaded_error"),
-                {"Retry-After": str(max(1, round(retry)))})
+                             kind="overloaded_error", retry_after_s=retry),
+                {"Retry-After": str(retry)})
     if isinstance(cause, EngineOverloaded):
-        return (RequestError(503, f"server overloaded: {cause}", kind="overloaded_error"),
-                {"Retry-After": str(max(1, round(cause.retry_after_s)))})
+        retry = max(1, round(cause.retry_after_s))
+        return (RequestError(503, f"server overloaded: {cause}", kind="overloaded_error",
+                             retry_after_s=retry),
+                {"Retry-After": str(retry)})
     return RequestError(500, f"internal error: {type(cause).__name__}", kind="server_error"), {}
 
 

@@ -74,9 +74,16 @@ class GenerateSettings(_Section):
     # dynamic micro-batching (transformers engine)
     batch_max_size: int = Field(8, gt=0)
     batch_wait_ms: float = Field(15.0, ge=0)
-    max_queue: int = Field(64, gt=0, description="waiting requests before new ones are rejected")
+    # Waiting requests (beyond the running batch) before new ones get 503 + Retry-After: two
+    # batches' worth, the same bound as the Ray generator's max_queued_requests (16), so an
+    # admitted request waits at most about two batch times instead of an unbounded queue.
+    max_queue: int = Field(16, gt=0, description="waiting requests before new ones are rejected")
     # vLLM engine (CPU build here; the same code on GPU)
     vllm_kv_cache_gib: int = Field(2, gt=0)
+    # Fault injection for the rollback experiments (a "much slower generator" revision); 0 in
+    # every shipped config.
+    delay_ms: float = Field(0.0, ge=0, description="sleep before generating (fault injection)")
+
     def engine_for(self, stack: str) -> EngineName:
         """The engine `stack` runs: the configured one, else the stack's own."""
         return self.engine or STACK_ENGINES[stack]
@@ -91,6 +98,9 @@ class PostprocessSettings(_Section):
     max_answer_chars: int = Field(1200, gt=0)
     min_overlap: float = Field(0.25, ge=0, le=1,
                                description="share of answer words that makes a citation")
+    # Fault injection for the rollback experiments (a "bad post-processor" revision): this
+    # share of requests fails with a 500, chosen by request id; 0 in every shipped config.
+    fail_ratio: float = Field(0.0, ge=0, le=1, description="share of requests failed on purpose")
 
 
 class Settings(BaseSettings):

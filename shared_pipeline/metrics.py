@@ -135,6 +135,7 @@ class PipelineMetrics:
         self.stack = stack
         self._m = {spec.name: factory(spec) for spec in METRICS}
         self._inflight: dict[str, int] = {}  # gauges are set, not incremented: Ray's have no inc
+        self._revisions: dict[str, str] = {}  # stage -> the revision it runs here (stamped)
 
     def _count(self, name: str, value: float, tags: dict[str, str]) -> None:
         if value > 0:  # Ray counters refuse non-positive increments
@@ -143,17 +144,21 @@ class PipelineMetrics:
     def revision(self, stage: str, revision: str, previous: str | None = None) -> None:
         """Mark `revision` as the one `stage` runs; an in-place change zeroes the `previous`."""
         info = self._m["pipeline_revision_info"]
+        self._revisions[stage] = revision
         if previous and previous != revision:
             info.set(0, {"stack": self.stack, "stage": stage, "revision": previous})
         info.set(1, {"stack": self.stack, "stage": stage, "revision": revision})
 
     @contextmanager
     def stage(self, state: PipelineState, stage: str) -> Iterator[None]:
-        """Stamp `state` with this stage's entry and exit; record stage, hop and in-flight."""
+        """Stamp `state` with this stage's entry, exit and revision; record stage, hop and
+        in-flight. The revision is per stage: during a KServe canary, one request may pass an
+        old-revision retriever and a new-revision generator, and the answer says so."""
         from shared_pipeline.schemas import StageStamp
 
         tags = {"stack": self.stack, "stage": stage}
-        stamp = StageStamp(stage=stage, start=time.time())
+        stamp = StageStamp(stage=stage, start=time.time(),
+                           revision=self._revisions.get(stage, ""))
         previous_exit = state.last_exit()
         if previous_exit is not None:
             self._m["pipeline_hop_seconds"].observe(max(0.0, stamp.start - previous_exit), tags)

@@ -113,16 +113,22 @@ class RequestError(Exception):
     """
 
     def __init__(self, status: int, message: str, param: str | None = None,
-                 kind: str = "invalid_request_error") -> None:
+                 kind: str = "invalid_request_error", retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
         self.kind = kind
+        self.retry_after_s = retry_after_s  # set on overload refusals (503)
 
     def to_body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
-                          "code": self.status}}
+        error = {"message": self.message, "type": self.kind, "param": self.param,
+                 "code": self.status}
+        if self.retry_after_s is not None:
+            # Also in the body: KServe's InferenceGraph router drops step response headers, so
+            # through the graph the `Retry-After` header is lost but this field arrives.
+            error["retry_after_s"] = self.retry_after_s
+        return {"error": error}
 
 
 def parse_chat_request(payload: Any, settings: Settings) -> ChatCompletionRequest:
@@ -158,6 +164,7 @@ class StageStamp(BaseModel):
     stage: str
     start: float  # wall clock (time.time()), comparable across processes on one host
     end: float | None = None
+    revision: str = ""  # the revision of the server/replica that ran this stage
 
 
 class Completion(BaseModel):
@@ -215,6 +222,16 @@ class PipelineState(BaseModel):
         return round(sum(max(0.0, b.start - a.end) for a, b in pairwise(stamps))
                      * 1000, 2)
 
+    def stage_revisions(self) -> dict[str, str]:
+        """stage -> the revision that ran it (stages whose server reported one)."""
+        return {s.stage: s.revision for s in self.timings if s.revision}
+
+    def served_revision(self) -> str:
+        """The revision that answered: one name when every stage ran the same revision, else
+        the distinct ones joined by `+` (a request that crossed a rollout mid-pipeline)."""
+        revisions = sorted(set(self.stage_revisions().values()) or {self.revision} - {""})
+        return "+".join(revisions)
+
     def last_exit(self) -> float | None:
         ends = [s.end for s in self.timings if s.end is not None]
         return max(ends) if ends else None
@@ -225,7 +242,8 @@ def pipeline_extension(state: PipelineState) -> dict[str, Any]:
     answer = state.answer
     return {
         "request_id": state.request_id,
-        "revision": state.revision,
+        "revision": state.served_revision(),
+        "revisions": state.stage_revisions(),
         "tier": state.tier,
         "tier_reason": state.tier_reason,
         "citations": [c.model_dump() for c in answer.citations] if answer else [],

@@ -32,6 +32,18 @@ class ServedStack(StrEnum):
     rayserve = "rayserve"
 
 
+class ExperimentKind(StrEnum):
+    rollback = "rollback"
+    kill_replica = "kill-replica"
+    overload = "overload"
+
+
+class ChangeKind(StrEnum):
+    benign = "benign"
+    bad = "bad"
+    slow = "slow"
+
+
 class EngineChoice(StrEnum):
     transformers = "transformers"
     vllm = "vllm"
@@ -151,11 +163,82 @@ def compare(scenario: Annotated[str | None, typer.Option(
             engine_parity: Annotated[bool, typer.Option(
                 "--engine-parity", help="Run every stack on the same engine.")] = False,
             out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+            experiment: Annotated[list[ExperimentKind] | None, typer.Option(
+                help="Also run this experiment on kserve and rayserve (repeatable); "
+                     "its section joins the report.")] = None,
             config: ConfigOption = None) -> None:
     """In-process reference, KServe and Ray Serve under one scenario; one report."""
     from loadtests.harness import compare as run_compare
+    from loadtests.harness import default_out_dir
 
-    run_compare(load_settings(config), scenario, engine_parity, out, console)
+    settings = load_settings(config)
+    out = out or default_out_dir()
+    report_dir = run_compare(settings, scenario, engine_parity, out, console)
+    if experiment:
+        from loadtests.experiment_report import add_to_report
+        from loadtests.experiments import experiment as run_experiment
+
+        plan = "smoke" if scenario == "smoke" else "demo"
+        kinds = [k.value for k in experiment]
+        for stack in ServedStack:
+            try:
+                for result in run_experiment(settings, kinds, stack.value, plan,
+                                             report_dir / "experiments", console):
+                    print_figures(result)
+            except Exception as exc:  # one failed stack must not hide the other
+                console.print(f"[red]experiments on {stack.value} failed:[/] "
+                              f"{type(exc).__name__}: {exc}")
+        add_to_report(report_dir)
+        console.print(f"[bold green]report with experiments:[/] {report_dir / 'index.html'}")
+
+
+def print_figures(result: dict) -> None:
+    table = Table(title=f"{result['stack']} · {result['experiment']} · revision A "
+                        f"{result.get('revision_a')}")
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    for key, value in result["figures"].items():
+        if isinstance(value, float):
+            value = f"{value:.2f}"
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command("experiment")
+def experiment_cmd(
+        kinds: Annotated[list[ExperimentKind], typer.Argument(
+            help="rollback, kill-replica, overload: one or more, run in order on one start")],
+        stack: Annotated[ServedStack, typer.Option(help="kserve or rayserve")],
+        scenario: Annotated[str, typer.Option(help="Sizes: demo or smoke.")] = "demo",
+        out: Annotated[Path | None, typer.Option(help="Result directory.")] = None,
+        change: Annotated[ChangeKind | None, typer.Option(
+            help="rollback: revision B is benign (new prompt), bad (30% of requests fail) "
+                 "or slow (generator +3 s).")] = None,
+        mode: Annotated[str | None, typer.Option(
+            help="rollback: canary (KServe), inplace or restart (Ray).")] = None,
+        percent: Annotated[int | None, typer.Option(
+            help="rollback on KServe: canaryTrafficPercent of revision B.")] = None,
+        target: Annotated[str | None, typer.Option(
+            help="kill-replica: the InferenceService / deployment to kill.")] = None,
+        config: ConfigOption = None) -> None:
+    """Act on a stack under steady load (roll out and back, kill a replica, overload it); each
+    experiment writes OUT/<kind>-<stack>/: result.json, the raw records, the timeline and
+    timeline.png."""
+    from loadtests.experiments import PLANS
+    from loadtests.experiments import experiment as run_experiment
+    from loadtests.harness import default_out_dir
+
+    if scenario not in PLANS:
+        console.print(f"[red]unknown scenario {scenario!r}[/]; known: {', '.join(PLANS)}")
+        raise typer.Exit(2)
+    out = out or default_out_dir()
+    results = run_experiment(load_settings(config), [k.value for k in kinds], stack.value,
+                             scenario, out, console, change=change.value if change else None,
+                             mode=mode, percent=percent, target=target)
+    for result in results:
+        print_figures(result)
+    console.print(f"[bold green]results:[/] {out}/<kind>-{stack.value}/result.json "
+                  "(and timeline.png beside it)")
 
 
 @app.command()

@@ -53,7 +53,8 @@ def error_response(exc: RequestError, headers: dict[str, str] | None = None) -> 
 
 def overloaded(exc: EngineOverloaded) -> JSONResponse:
     """Fast refusal with a retry hint: the queue is full, waiting longer would not help."""
-    refusal = RequestError(503, str(exc), None, kind="server_overloaded")
+    refusal = RequestError(503, f"server overloaded: {exc}", None, kind="overloaded_error",
+                           retry_after_s=exc.retry_after_s)
     return error_response(refusal, {"Retry-After": str(exc.retry_after_s)})
 
 

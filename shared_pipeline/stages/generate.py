@@ -5,6 +5,7 @@ The stage is engine-agnostic (`Engine` protocol); each tier's generator owns one
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -44,6 +45,8 @@ class Generator:
     async def stream(self, state: PipelineState) -> AsyncIterator[str]:
         """Yield text deltas; when the stream ends, `state.completion` holds the totals."""
         state.prompt = self.build_prompt(state)
+        if self._settings.delay_ms:  # injected fault: a revision with a much slower generator
+            await asyncio.sleep(self._settings.delay_ms / 1000)
         start = time.perf_counter()
         ttft = None
         parts: list[str] = []

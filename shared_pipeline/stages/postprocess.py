@@ -7,6 +7,7 @@ answers go through `clean_delta` chunk by chunk and through `finish` once at the
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from shared_pipeline.config import Settings
@@ -45,6 +46,19 @@ def cite(answer: str, docs: list[Document], min_overlap: float) -> list[Citation
     return cited
 
 
+class InjectedFault(RuntimeError):
+    """The failure `postprocess.fail_ratio` injects (a deliberately bad revision)."""
+
+
+def fails_on_purpose(request_id: str, ratio: float) -> bool:
+    """Whether `request_id` is in the `ratio` share of requests a bad revision fails. Decided by
+    a hash of the id, so a given request fails the same way on every stack and every retry."""
+    if ratio <= 0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:4], "big") / 2**32
+    return draw < ratio
+
+
 class PostProcessor:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings.postprocess
@@ -64,6 +78,9 @@ class PostProcessor:
         return delta[: max(0, self._settings.max_answer_chars - emitted)]
 
     def finish(self, state: PipelineState) -> PipelineState:
+        if fails_on_purpose(state.request_id, self._settings.fail_ratio):
+            raise InjectedFault(f"injected fault (postprocess.fail_ratio="
+                                f"{self._settings.fail_ratio:g})")
         raw = state.completion.text if state.completion else ""
         text, truncated = self.limit(clean_text(raw))
         citations = cite(text, state.reranked, self._settings.min_overlap)

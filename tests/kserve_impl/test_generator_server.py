@@ -73,7 +73,8 @@ def test_a_burst_is_refused_fast_with_retry_after_and_the_server_recovers(
     assert refused and 200 in statuses and set(statuses) <= {200, 503}, statuses
     for r in refused:
         assert r.headers["retry-after"] == "1"
-        assert r.json()["error"]["type"] == "overloaded"
+        assert r.json()["error"]["type"] == "overloaded_error"
+        assert r.json()["error"]["retry_after_s"] == int(r.headers["Retry-After"])
         assert "queue is full" in r.json()["error"]["message"]
         assert r.elapsed.total_seconds() < 1.0  # refused at once, not after waiting
     ok = httpx.post(url, json=routed_state(settings), timeout=120)

@@ -1,0 +1,378 @@
+"""`twinserve experiment rollback|kill-replica|overload --stack S`: act on a stack under load.
+
+Each experiment keeps locust's steady load on the stack (the same user as the benchmark, so
+every response's revision, status, latency and stream state is recorded), acts at fixed points
+and samples a timeline once a second (replicas, generation queue depth, in-flight per stage):
+
+- rollback: load for `baseline_s`; roll out revision B (`--change`: benign = a new prompt
+  template, bad = a post-processor failing `fail_ratio` of requests, slow = a generator
+  `delay_ms` slower); let B serve `hold_s`; roll back to A; load `tail_s` more.
+  KServe rolls out as a canary (`percent`% of each touched InferenceService's traffic); Ray
+  Serve by `serve deploy`, in place (`user_config`) or restarting replicas (app args).
+- kill-replica: load for `baseline_s`; SIGKILL the process serving `target`; keep the load
+  until the replacement is ready, then `tail_s` more.
+- overload: a closed-loop calibration at `calibrate_users` measures capacity (completed
+  requests/s); then open-loop arrivals at `overload_factor` x capacity for `overload_s`; then a
+  few single requests check that the stack still serves.
+
+`result.json` holds the plan, the actions with wall-clock times, the figures (loadtests.figures)
+and where the raw data is: `records.jsonl` (locust, one line per request), `timeline.jsonl`,
+locust's own CSV/JSON, the stack's logs. `timeline.png` plots it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel, Field
+from rich.console import Console
+
+from loadtests import figures, results
+from loadtests.control import ChangeMode, StackControl
+from loadtests.harness import run_locust, warm_up
+from loadtests.scenarios import Scenario
+from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
+from loadtests.stacks import StackHandle, launch
+from shared_pipeline.config import Settings
+from shared_pipeline.revision import RevisionChange
+
+Kind = Literal["rollback", "kill-replica", "overload"]
+KINDS: tuple[Kind, ...] = ("rollback", "kill-replica", "overload")
+NEW_PROMPT = ("Answer the Python question using only the numbered passages below, citing them "
+              "as [1], [2]. Keep it to three sentences.\n\n{passages}")
+
+# Revision B of a rollback, by `--change`.
+CHANGES: dict[str, RevisionChange] = {
+    "benign": RevisionChange(revision_name="b", prompt_template=NEW_PROMPT),
+    "bad": RevisionChange(revision_name="b", fail_ratio=0.3),
+    "slow": RevisionChange(revision_name="b", delay_ms=3000),
+}
+DEFAULT_MODE: dict[str, ChangeMode] = {"kserve": "canary", "rayserve": "inplace"}
+
+
+class SLO(BaseModel):
+    """What counts as a breach while a revision rolls out (see loadtests.figures)."""
+
+    window_s: float = Field(10.0, gt=0)
+    min_requests: int = Field(3, gt=0)
+    max_error_rate: float = Field(0.05, ge=0, le=1)
+    latency_factor: float = Field(2.0, gt=1)
+
+
+class Plan(BaseModel):
+    """One experiment's load and timing; `PLANS` holds the shipped sizes."""
+
+    users: int = Field(4, gt=0, description="steady closed-loop load (rollback, kill-replica)")
+    max_tokens: int = Field(16, gt=0)
+    warmup_requests: int = Field(2, ge=0)
+    baseline_s: float = Field(20, gt=0, description="load before the first action")
+    hold_s: float = Field(25, gt=0, description="rollback: B serves this long")
+    tail_s: float = Field(20, gt=0, description="load after the last action")
+    change: Literal["benign", "bad", "slow"] = "bad"
+    mode: ChangeMode | None = None  # None: the stack's own (KServe canary, Ray in place)
+    percent: int = Field(100, ge=0, le=100, description="KServe canaryTrafficPercent")
+    target: str = "generator-small"
+    recover_timeout_s: float = Field(300, gt=0)
+    calibrate_users: int = Field(8, gt=0)
+    calibrate_s: float = Field(30, gt=0)
+    overload_factor: float = Field(3.0, gt=1)
+    overload_s: float = Field(30, gt=0)
+    overload_max_users: int = Field(64, gt=0)
+    after_requests: int = Field(3, ge=1, description="overload: single requests afterwards")
+    stop_timeout_s: float = Field(60, ge=0)
+    slo: SLO = SLO()
+
+
+PLANS: dict[str, Plan] = {
+    "demo": Plan(),
+    "smoke": Plan(users=3, max_tokens=8, baseline_s=12, hold_s=15, tail_s=10,
+                  target="postprocessor", calibrate_users=4, calibrate_s=15, overload_s=15,
+                  overload_max_users=32),
+}
+
+
+# ---------------------------------------------------------------- timeline
+def sample_metrics(urls: list[str]) -> dict[str, dict[str, float]]:
+    """Generation queue depth by tier and in-flight requests by stage, summed over endpoints
+    (Ray's names carry the `ray_` prefix; Ray exports every ~10 s, so its samples lag)."""
+    out: dict[str, dict[str, float]] = {"queue_depth": {}, "inflight": {}}
+    wanted = {"pipeline_generation_queue_depth": ("queue_depth", "tier"),
+              "pipeline_stage_inflight": ("inflight", "stage")}
+    for url in urls:
+        try:
+            text = httpx.get(url, timeout=1.0).text
+        except httpx.HTTPError:
+            continue
+        for family in text_string_to_metric_families(text):
+            name = family.name.removeprefix("ray_")
+            if name not in wanted:
+                continue
+            key, label = wanted[name]
+            for sample in family.samples:
+                tag = sample.labels.get(label, "")
+                out[key][tag] = out[key].get(tag, 0.0) + sample.value
+    return out
+
+
+class Sampler:
+    """Samples the control's replica counts and the metrics once a second, in a thread."""
+
+    def __init__(self, control: StackControl, path: Path, interval_s: float = 1.0) -> None:
+        self.control, self.path, self.interval_s = control, path, interval_s
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            while not self._stop.is_set():
+                started = time.time()
+                try:
+                    sample = {"t": started, "replicas": self.control.replicas(),
+                              **sample_metrics(self.control.metrics_urls())}
+                except Exception as exc:  # a sample lost is noted, the experiment goes on
+                    sample = {"t": started, "error": f"{type(exc).__name__}: {exc}"}
+                self.samples.append(sample)
+                fh.write(json.dumps(sample) + "\n")
+                fh.flush()
+                self._stop.wait(max(0.0, self.interval_s - (time.time() - started)))
+
+    def latest(self) -> dict[str, Any]:
+        return self.samples[-1] if self.samples else {}
+
+
+# ---------------------------------------------------------------- the runner
+class Experiment:
+    """One experiment on one running stack; `run()` returns the result it writes."""
+
+    def __init__(self, kind: Kind, handle: StackHandle, control: StackControl, plan: Plan,
+                 out: Path, console: Console) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown experiment {kind!r}; known: {', '.join(KINDS)}")
+        self.kind, self.handle, self.control, self.plan = kind, handle, control, plan
+        self.out, self.console = out, console
+        self.actions: dict[str, dict[str, Any]] = {}
+        self.change: dict[str, Any] | None = None  # rollback: what revision B changes, and how
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.records_path = out / "records.jsonl"
+        self.stop_file = out / "stop"
+        for stale in (self.records_path, self.stop_file, out / "timeline.jsonl"):
+            stale.unlink(missing_ok=True)
+
+    def log(self, message: str) -> None:
+        self.console.log(f"{self.handle.name} {self.kind}: {message}")
+
+    def scenario(self, *phases) -> Scenario:
+        return Scenario(name=f"experiment-{self.kind}", description=self.kind,
+                        max_tokens=self.plan.max_tokens, warmup_requests=self.plan.warmup_requests,
+                        phases=list(phases), stop_timeout_s=self.plan.stop_timeout_s)
+
+    def act(self, name: str, do: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run one action, stamping when it started and when it had taken effect."""
+        self.log(f"{name} ...")
+        started = time.time()
+        outcome = do()
+        self.actions[name] = {"started": started, "finished": time.time(), **outcome}
+        self.log(f"{name} done in {time.time() - started:.1f}s: {outcome.get('detail', outcome)}")
+        return self.actions[name]
+
+    @contextlib.contextmanager
+    def load(self, phase, stream: bool | None = None) -> Iterator[dict[str, Any]]:
+        """Locust runs `phase` in a thread while the block acts; leaving the block ends the
+        phase (stop file) and waits for locust to finish the requests in hand."""
+        self.stop_file.unlink(missing_ok=True)
+        window: dict[str, Any] = {}
+        scenario = self.scenario(phase)
+
+        def run() -> None:
+            window.update(run_locust(self.handle, phase, scenario, self.out, stream=stream,
+                                     extra_env={STOP_FILE_ENV: str(self.stop_file)}))
+
+        thread = threading.Thread(target=run, name=f"locust-{phase.name}", daemon=True)
+        thread.start()
+        try:
+            yield window
+        finally:
+            self.stop_file.touch()
+            thread.join()
+        if window.get("exit_code") not in (0, None):
+            self.log(f"[yellow]locust exited {window['exit_code']} "
+                     f"(see locust_{phase.name}.log)[/]")
+
+    def records(self) -> list[dict[str, Any]]:
+        return results.load_records(self.records_path)
+
+    def run(self) -> dict[str, Any]:
+        warm = warm_up(self.handle, self.scenario(ConcurrencyPhase(
+            name="warm-up", users=1, duration_s=1)), self.console)
+        revisions = {w["body"]["pipeline"]["revision"] for w in warm
+                     if w["status"] == 200 and isinstance(w["body"], dict)}
+        if len(revisions) > 1:
+            raise RuntimeError(f"the stack answers with several revisions before any change: "
+                               f"{sorted(revisions)}")
+        self.revision_a = next(iter(revisions), None)
+        started = time.time()
+        with Sampler(self.control, self.out / "timeline.jsonl") as sampler:
+            figures_ = {"rollback": self._rollback, "kill-replica": self._kill,
+                        "overload": self._overload}[self.kind](sampler)
+        timeline = sampler.samples  # complete: the sampler thread has stopped
+        result = {
+            "experiment": self.kind, "stack": self.handle.name, "engine": self.handle.engine,
+            "streams": self.handle.streams, "url": self.handle.url,
+            "started": started, "ended": time.time(), "revision_a": self.revision_a,
+            "plan": self.plan.model_dump(mode="json"), "change": self.change,
+            "actions": self.actions,
+            "figures": figures_, "warmup": [{k: w[k] for k in ("status", "seconds")}
+                                            for w in warm],
+            "raw": {"records": self.records_path.name, "timeline": "timeline.jsonl"},
+            "timeline_samples": len(timeline),
+        }
+        (self.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+        return result
+
+    # ------------------------------------------------------------ the three experiments
+    def _steady(self) -> ConcurrencyPhase:
+        # The phase ends by the stop file; its duration is only a ceiling.
+        return ConcurrencyPhase(name="steady", users=self.plan.users, duration_s=3600)
+
+    def _rollback(self, sampler: Sampler) -> dict[str, Any]:
+        plan = self.plan
+        change = CHANGES[plan.change]
+        mode = plan.mode or DEFAULT_MODE.get(self.handle.name, self.control.modes[0])
+        self.change = {"change": plan.change, "mode": mode,
+                       "revision_change": change.model_dump(exclude_none=True)}
+        with self.load(self._steady()):
+            time.sleep(plan.baseline_s)
+            self.act("rollout", lambda: self.control.rollout(change, mode, plan.percent))
+            time.sleep(plan.hold_s)
+            self.act("rollback", self.control.rollback)
+            time.sleep(plan.tail_s)
+        return figures.rollback_figures(self.records(), self.actions, sampler.samples,
+                                        self.revision_a, plan.slo.model_dump())
+
+    def _kill(self, sampler: Sampler) -> dict[str, Any]:
+        plan = self.plan
+        with self.load(self._steady()):
+            time.sleep(plan.baseline_s)
+            killed = self.act("kill", lambda: self.control.kill(plan.target))
+            self._wait_replaced(sampler, plan.target, killed["started"])
+            self.actions["replaced"] = {"started": time.time(), "finished": time.time()}
+            time.sleep(plan.tail_s)
+        return figures.kill_figures(self.records(), self.actions, sampler.samples, plan.target)
+
+    def _wait_replaced(self, sampler: Sampler, target: str, kill_at: float) -> None:
+        """Until a sample after the kill shows `target` down and a later one shows it back
+        (or, if the sampler never caught it down, it is up 30 s after the kill)."""
+        deadline = kill_at + self.plan.recover_timeout_s
+        seen_down = False
+        while time.time() < deadline:
+            sample = sampler.latest()
+            count = (sample.get("replicas") or {}).get(target)
+            if sample.get("t", 0) > kill_at and count is not None:
+                seen_down |= count == 0
+                if count >= 1 and (seen_down or time.time() > kill_at + 30):
+                    self.log(f"{target} is back ({time.time() - kill_at:.1f}s after the kill)")
+                    return
+            time.sleep(0.5)
+        self.log(f"[yellow]{target} not replaced after {self.plan.recover_timeout_s:.0f}s[/]")
+
+    def _overload(self, sampler: Sampler) -> dict[str, Any]:
+        plan = self.plan
+        calibrate = ConcurrencyPhase(name="calibrate", users=plan.calibrate_users,
+                                     duration_s=plan.calibrate_s)
+        with self.load(calibrate) as window:
+            time.sleep(plan.calibrate_s)
+        calibration = [r for r in self.records() if r.get("phase") == "calibrate"]
+        stats = results.phase_stats(calibration, calibrate, window["started"],
+                                    window["load_ended"])
+        capacity = stats["throughput_rps"]
+        if capacity <= 0:
+            raise RuntimeError("calibration completed no request: capacity unknown")
+        rate = plan.overload_factor * capacity
+        self.actions["calibrated"] = {"started": window["started"], "finished": time.time(),
+                                      "capacity_rps": capacity, "offered_rps": rate}
+        self.log(f"capacity {capacity:.2f} req/s; offering {rate:.2f} req/s")
+        overload = ArrivalPhase(kind="poisson", name="overload", rate_rps=round(rate, 3),
+                                duration_s=plan.overload_s, max_users=plan.overload_max_users,
+                                seed=11)
+        self.actions["overload"] = {"started": time.time()}
+        with self.load(overload):
+            time.sleep(plan.overload_s)
+        self.actions["overload"]["finished"] = time.time()
+        time.sleep(2)
+        after = [self._ask_once() for _ in range(plan.after_requests)]
+        return figures.overload_figures(self.records(), calibration, "overload", capacity, rate,
+                                        after)
+
+    def _ask_once(self) -> dict[str, Any]:
+        body = {"model": "pipeline", "max_tokens": self.plan.max_tokens, "stream": False,
+                "messages": [{"role": "user", "content": "What does the yield statement do?"}]}
+        started = time.time()
+        try:
+            r = httpx.post(f"{self.handle.url}/v1/chat/completions", json=body, timeout=180)
+            ok, status = r.status_code == 200, r.status_code
+        except httpx.HTTPError as exc:
+            ok, status = False, f"{type(exc).__name__}"
+        return {"ok": ok, "status": status, "sent": started,
+                "e2e_ms": (time.time() - started) * 1000}
+
+
+# ---------------------------------------------------------------- entry points
+def control_for(handle: StackHandle, settings: Settings) -> StackControl:
+    """The stack's `StackControl` over what its launcher yielded."""
+    if handle.name == "kserve":
+        from kserve_impl.rollout import KServeControl
+
+        return KServeControl(handle.native.local, settings)
+    if handle.name == "rayserve":
+        from rayserve_impl.rollout import RayControl
+
+        return RayControl(handle.native, settings)
+    raise ValueError(f"experiments run on kserve or rayserve, not {handle.name!r}")
+
+
+def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, out: Path,
+           console: Console) -> dict[str, Any]:
+    """One experiment on an already running stack (tests run several on one start)."""
+    result = Experiment(kind, handle, control, plan, out, console).run()
+    from loadtests.experiment_report import plot_timeline
+
+    plot_timeline(result, out)
+    return result
+
+
+def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenario: str,
+               out: Path, console: Console, **overrides: Any) -> list[dict[str, Any]]:
+    """`twinserve experiment KIND... --stack S`: start the stack once, run each experiment in
+    order (results in `out/<kind>-<stack>/`), stop; the result dicts."""
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    plan = Plan.model_validate({**PLANS[scenario].model_dump(),
+                                **{k: v for k, v in overrides.items() if v is not None}})
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    with launch(stack, settings, out / f"logs-{stack}", supervise=True) as handle:
+        console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}")
+        control = control_for(handle, settings)
+        try:
+            for kind in kinds:
+                done.append(run_on(kind, handle, control, plan, out / f"{kind}-{stack}",
+                                   console))
+        finally:
+            control.close()
+    return done

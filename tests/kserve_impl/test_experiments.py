@@ -1,0 +1,68 @@
+"""The three experiments, briefly, on one real local KServe stack (supervised, as pods are).
+
+Real model servers, the real graph runner, real locust load; sizes from the `smoke` plan:
+- rollback: revision B fails 30% of requests in the post-processor; it gets 100% of that
+  InferenceService's traffic as a canary, then `canaryTrafficPercent: 0` rolls it back;
+- kill-replica: the post-processor's server is SIGKILLed and restarted by the supervisor;
+- overload: 3x the calibrated capacity; refusals are 503s whose retry hint arrives in the body
+  (KServe's router drops the `Retry-After` header; the test checks which one arrived).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from loadtests.experiments import PLANS, control_for, run_on
+from loadtests.results import load_records
+from loadtests.stacks import StackHandle, launch
+from shared_pipeline.config import Settings
+from tests.experiment_checks import check_kill, check_overload, check_rollback
+
+pytestmark = pytest.mark.slow
+PLAN = PLANS["smoke"]
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[tuple[StackHandle, object]]:
+    logs = tmp_path_factory.mktemp("kserve-logs")
+    with launch("kserve", settings, logs, supervise=True) as handle:
+        control = control_for(handle, settings)
+        try:
+            yield handle, control
+        finally:
+            control.close()
+
+
+def test_rollback_flips_to_b_and_back(stack, tmp_path: Path) -> None:
+    handle, control = stack
+    result = run_on("rollback", handle, control, PLAN, tmp_path, Console())
+    check_rollback(result, tmp_path)
+    f = result["figures"]
+    assert result["change"]["mode"] == "canary"
+    assert f["failed"] > 0 and f["time_to_detect_s"] is not None  # 30% failing is detected
+    assert f["extra_replicas"] == 1  # the post-processor's new revision ran beside the old one
+    assert f["time_to_restore_s"] < 15
+
+
+def test_killed_server_is_restarted(stack, tmp_path: Path) -> None:
+    handle, control = stack
+    result = run_on("kill-replica", handle, control, PLAN, tmp_path, Console())
+    check_kill(result, tmp_path, handle.url)
+    assert result["figures"]["target"] == "postprocessor"
+    events = handle.native.local.events
+    assert [e["event"] for e in events if e["server"] == "postprocessor"][-2:] == [
+        "exited", "restarted"]
+
+
+def test_overload_is_refused_fast(stack, tmp_path: Path) -> None:
+    handle, control = stack
+    result = run_on("overload", handle, control, PLAN, tmp_path, Console())
+    check_overload(result, tmp_path)
+    refused = [r for r in load_records(tmp_path / "records.jsonl") if r["rejected"]]
+    # Through the InferenceGraph the header is lost; the error body carries the hint.
+    assert {r["retry_after_from"] for r in refused} == {"body"}
