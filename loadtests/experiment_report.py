@@ -124,6 +124,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("rollout took", "rollout_took_s", " s"), ("time to detect", "time_to_detect_s", " s"),
         ("detected by", "detected_by", ""), ("rollback took", "rollback_took_s", " s"),
         ("time to restore", "time_to_restore_s", " s"),
+        ("longest stall (no response)", "longest_stall_s", " s"),
         ("failed requests (all / in window)", "failed_pair", ""),
         ("cut streams", "cut_streams", ""), ("p99 in window", "p99_in_window_ms", " ms"),
         ("extra replicas", "extra_replicas", "")],
@@ -132,6 +133,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("cut streams", "cut_streams_after_kill", ""),
         ("time to recover (last failure)", "time_to_recover_s", " s"),
         ("replacement ready", "replacement_ready_s", " s"),
+        ("longest stall (no response)", "longest_stall_s", " s"),
         ("served after recovery", "served_after_recovery", ""),
         ("p99 after kill", "p99_after_kill_ms", " ms")],
     "overload": [
@@ -145,6 +147,11 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
+def _short(label: str | None) -> str:
+    """`a-d515c447+b-2f59cc83` -> `a+b`: revision names without their hashes."""
+    return "+".join(part.split("-")[0] for part in (label or "none").split("+"))
+
+
 def _value(result: dict[str, Any], key: str, unit: str) -> str:
     f = result["figures"]
     if key == "change":
@@ -152,7 +159,7 @@ def _value(result: dict[str, Any], key: str, unit: str) -> str:
         return f"{c.get('change')} ({c.get('mode')}): {c.get('revision_change')}"
     if key == "revision_runs":
         runs = f.get("revision_runs") or []
-        shown = " → ".join(f"{(label or 'none').split('-')[0]}×{n}" for label, n in runs[:12])
+        shown = " → ".join(f"{_short(label)}×{n}" for label, n in runs[:12])
         return shown + (" …" if len(runs) > 12 else "")
     if key == "failed_pair":
         return f"{f['failed']} / {f['failed_in_window']}"
@@ -179,13 +186,14 @@ def experiments_section(root: Path, base: Path) -> tuple[str, str]:
     runs = load_results(root)
     md = ["## Experiments: rollback, kill-replica, overload\n",
           "Each ran under steady locust load on one stack; every figure is computed from the "
-          "run's `records.jsonl` and `timeline.jsonl` (definitions in docs/operations.md).\n"]
+          "run's `records.jsonl` and `timeline.jsonl` (definitions in docs/experiments.md).\n"]
     parts = ["<h2>Experiments: rollback, kill-replica, overload</h2>"]
     for kind in ROWS:
         mine = [(d, r) for d, r in runs if r["experiment"] == kind]
         if not mine:
             continue
-        header = ["figure", *[r["stack"] for _, r in mine]]
+        header = ["figure", *[r["stack"] + (f" ({r['change']['mode']})" if r.get("change")
+                                             else "") for _, r in mine]]
         rows = [[label, *[_value(r, key, unit) for _, r in mine]] for label, key, unit in
                 ROWS[kind]]
         md += [f"### {kind}\n", "| " + " | ".join(header) + " |",

@@ -5,7 +5,7 @@ Pure functions, no I/O, so the tests can check every figure against the records 
 Times are wall-clock seconds (`time.time()`); a response *completes* at `sent + e2e`. A response
 is "on A" when it succeeded and its `revision` (the served revision) is the original one.
 
-Definitions (also in docs/operations.md):
+Definitions (also in docs/experiments.md):
 - time to detect: from the moment revision B takes traffic (the rollout action returned) to
   the first response completion at which the responses completed in the trailing `window_s`
   (at least `min_requests` of them) breach the SLO: error rate above `max_error_rate`, or
@@ -14,6 +14,9 @@ Definitions (also in docs/operations.md):
   ran (new servers starting on the same cores) is reported apart, as `breach_during_rollout`.
 - time to restore: from the rollback's start until the last completion of a response that was
   not on A (failed, or served by B); after it, every response is on A. 0 when none came after.
+- longest stall: the longest time, from the rollout's start to the run's end, during which no
+  response completed at all (a restart that stops every replica shows here, not in the restore
+  time: requests wait instead of failing, and then complete on A).
 - failed requests, cut streams (`stream cut ...` errors: a stream that began and broke),
   p99 inside the window (rollout start .. restore), extra replicas (peak of the summed replica
   count minus its first sample).
@@ -85,6 +88,14 @@ def slo_breach(records: list[Record], since: float, baseline_p95_ms: float | Non
     return None
 
 
+def longest_stall(records: list[Record], since: float) -> float | None:
+    """The longest gap between consecutive completions at or after `since` (from `since`)."""
+    done = sorted(t for t in map(completed_at, records) if t >= since)
+    if not done:
+        return None
+    return max(b - a for a, b in zip([since, *done], done, strict=False))
+
+
 def replica_figures(timeline: list[dict[str, Any]]) -> dict[str, Any]:
     totals = [sum(s["replicas"].values()) for s in timeline if s.get("replicas")]
     if not totals:
@@ -130,6 +141,7 @@ def rollback_figures(records: list[Record], actions: dict[str, dict[str, Any]],
         "rollout_took_s": actions["rollout"]["finished"] - rollout_at,
         "rollback_took_s": actions["rollback"]["finished"] - rollback_at,
         "time_to_restore_s": restored_at - rollback_at,
+        "longest_stall_s": longest_stall(records, rollout_at),
         "responses_on_a_after_restore": sum(1 for r in records if completed_at(r) > restored_at
                                             and on_revision(r, revision_a)),
         "failed_in_window": sum(1 for r in window if not r.get("ok")),
@@ -163,6 +175,7 @@ def kill_figures(records: list[Record], actions: dict[str, dict[str, Any]],
                                      if r.get("ok") and completed_at(r) > recovered_at),
         "replica_seen_down_s": None if not down else down[0] - kill_at,
         "replacement_ready_s": None if not back else back[0] - kill_at,
+        "longest_stall_s": longest_stall(records, kill_at),
         "p99_after_kill_ms": percentile(ok_after, 99),
         **replica_figures(timeline),
     }

@@ -405,3 +405,12 @@ def test_replicas_counts_ready_pods_per_isvc_and_revision() -> None:
     assert selector.startswith("serving.kserve.io/inferenceservice in (")
     assert all(s.name in selector for s in load_services())
     assert replay.of("DELETE") == [] and replay.of("PATCH") == []
+
+
+def test_knative_refuses_100_percent_which_would_promote() -> None:
+    """KServe reads canaryTrafficPercent 100 as a promotion; nothing would be left to roll
+    back to, so the rollout is refused before any patch."""
+    with control("knative_rollout.json", "pods.json") as (ctl, replay):
+        with pytest.raises(ValueError, match="promotes"):
+            ctl.rollout(RevisionChange(revision_name="b", delay_ms=250), "canary", 100)
+        assert replay.of("PATCH") == []

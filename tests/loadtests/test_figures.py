@@ -124,3 +124,13 @@ def test_report_section_and_plot_come_from_the_raw_files(tmp_path: Path) -> None
     assert "experiments/rollback-kserve/timeline.png" in md
     assert "| failed requests (all / in window) | 3 / 3 |" in md
     assert "experiments/rollback-kserve/timeline.png" in (tmp_path / "index.html").read_text()
+
+
+def test_longest_stall_shows_an_outage_that_failed_nothing() -> None:
+    """Requests that wait through a full restart complete late on A: the restore time stays
+    short, the stall shows the outage."""
+    records = [rec(t) for t in range(0, 20)] + [rec(31.0, e2e_ms=60_000)] + \
+        [rec(t) for t in range(92, 100)]
+    f = figures.rollback_figures(records, ACTIONS, [], A, SLO)
+    assert f["failed"] == 0 and f["time_to_restore_s"] == 0.0
+    assert f["longest_stall_s"] == 91.0 - 20.0  # completions at 20.0 and then 91.0
