@@ -331,12 +331,13 @@ def up(settings: Settings, port: int | None = None, console: Console | None = No
                       "Ctrl-C stops everything.")
         reported = 0
         while stack.graph.exit_code() is None:
-            for event in stack.events[reported:]:
+            new = stack.events[reported:]
+            reported += len(new)
+            for event in new:
                 console.print(f"  [yellow]{event['server']} {event['event']}[/] "
                               + (f"(exit code {event['code']}; restarting in "
                                  f"{event['restart_in_s']:.0f}s)" if event["event"] == "exited"
                                  else f"(restart {event['restarts']})"))
-            reported = len(stack.events)
             time.sleep(0.5)
         raise stack.graph.failure(f"exited with code {stack.graph.exit_code()} while serving")
     except KeyboardInterrupt:
