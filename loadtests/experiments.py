@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, Field
 from rich.console import Console
 
@@ -39,10 +38,12 @@ from loadtests import figures, results
 from loadtests.control import ChangeMode, StackControl
 from loadtests.harness import run_locust, warm_up
 from loadtests.scenarios import Scenario
+from loadtests.scraper import parse_exposition
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
 from loadtests.stacks import StackHandle, launch
 from shared_pipeline.config import Settings
 from shared_pipeline.revision import RevisionChange
+from twinserve.client import build_body
 
 Kind = Literal["rollback", "kill-replica", "overload"]
 KINDS: tuple[Kind, ...] = ("rollback", "kill-replica", "overload")
@@ -102,7 +103,7 @@ PLANS: dict[str, Plan] = {
 # ---------------------------------------------------------------- timeline
 def sample_metrics(urls: list[str]) -> dict[str, dict[str, float]]:
     """Generation queue depth by tier and in-flight requests by stage, summed over endpoints
-    (Ray's names carry the `ray_` prefix; Ray exports every ~10 s, so its samples lag)."""
+    (Ray exports every ~10 s, so its samples lag)."""
     out: dict[str, dict[str, float]] = {"queue_depth": {}, "inflight": {}}
     wanted = {"pipeline_generation_queue_depth": ("queue_depth", "tier"),
               "pipeline_stage_inflight": ("inflight", "stage")}
@@ -111,14 +112,11 @@ def sample_metrics(urls: list[str]) -> dict[str, dict[str, float]]:
             text = httpx.get(url, timeout=1.0).text
         except httpx.HTTPError:
             continue
-        for family in text_string_to_metric_families(text):
-            name = family.name.removeprefix("ray_")
-            if name not in wanted:
-                continue
-            key, label = wanted[name]
-            for sample in family.samples:
-                tag = sample.labels.get(label, "")
-                out[key][tag] = out[key].get(tag, 0.0) + sample.value
+        for name, labels, value in parse_exposition(text):  # Ray's `ray_` prefix stripped
+            if name in wanted:
+                key, label = wanted[name]
+                tag = labels.get(label, "")
+                out[key][tag] = out[key].get(tag, 0.0) + value
     return out
 
 
@@ -321,8 +319,8 @@ class Experiment:
                                         after)
 
     def _ask_once(self) -> dict[str, Any]:
-        body = {"model": "pipeline", "max_tokens": self.plan.max_tokens, "stream": False,
-                "messages": [{"role": "user", "content": "What does the yield statement do?"}]}
+        body = build_body("What does the yield statement do?", self.plan.max_tokens, None,
+                          stream=False)
         started = time.time()
         try:
             r = httpx.post(f"{self.handle.url}/v1/chat/completions", json=body, timeout=180)
@@ -347,6 +345,19 @@ def control_for(handle: StackHandle, settings: Settings) -> StackControl:
     raise ValueError(f"experiments run on kserve or rayserve, not {handle.name!r}")
 
 
+@contextlib.contextmanager
+def experiment_stack(stack: str, settings: Settings,
+                     log_dir: Path) -> Iterator[tuple[StackHandle, StackControl]]:
+    """Start `stack` as experiments need it (KServe supervised, as pods are) with its control;
+    whatever the control started (canary servers) stops before the stack does."""
+    with launch(stack, settings, log_dir, supervise=True) as handle:
+        control = control_for(handle, settings)
+        try:
+            yield handle, control
+        finally:
+            control.close()
+
+
 def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, out: Path,
            console: Console) -> dict[str, Any]:
     """One experiment on an already running stack (tests run several on one start)."""
@@ -366,13 +377,8 @@ def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenari
                                 **{k: v for k, v in overrides.items() if v is not None}})
     out.mkdir(parents=True, exist_ok=True)
     done = []
-    with launch(stack, settings, out / f"logs-{stack}", supervise=True) as handle:
+    with experiment_stack(stack, settings, out / f"logs-{stack}") as (handle, control):
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}")
-        control = control_for(handle, settings)
-        try:
-            for kind in kinds:
-                done.append(run_on(kind, handle, control, plan, out / f"{kind}-{stack}",
-                                   console))
-        finally:
-            control.close()
+        for kind in kinds:
+            done.append(run_on(kind, handle, control, plan, out / f"{kind}-{stack}", console))
     return done

@@ -39,7 +39,7 @@ import psutil
 from loadtests.control import ChangeMode
 from rayserve_impl.live_config import apply_user_config
 from rayserve_impl.local import READY_TIMEOUT_S, RunningStack
-from rayserve_impl.serve_config import APP_NAME
+from rayserve_impl.serve_config import APP_NAME, with_settings
 from shared_pipeline.config import Settings
 from shared_pipeline.revision import RevisionChange, revision_of
 
@@ -70,10 +70,7 @@ def inplace_config(config: dict[str, Any], change: RevisionChange) -> dict[str, 
 
 def restart_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """A copy of `config` whose app args carry `settings` (as `local_config` writes them)."""
-    new = copy.deepcopy(config)
-    app = app_config(new)
-    app["args"] = {**app.get("args", {}), "settings": settings.model_dump(mode="json")}
-    return new
+    return with_settings(copy.deepcopy(config), settings)
 
 
 def restarts_replicas(old: dict[str, Any], new: dict[str, Any]) -> bool:

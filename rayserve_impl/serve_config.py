@@ -67,6 +67,12 @@ def local_config(settings: Settings, port: int, *, config: dict[str, Any] | None
     config = with_deployment_overrides(config or load_serve_config(), overrides or {})
     config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
                               "port": port}
+    return with_settings(config, settings)
+
+
+def with_settings(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """`config` (changed in place, and returned) with `settings` as the app's builder args:
+    how local mode passes its settings, and what a replica-restarting rollout changes."""
     app = config["applications"][0]
     app["args"] = {**app.get("args", {}), "settings": settings.model_dump(mode="json")}
     return config

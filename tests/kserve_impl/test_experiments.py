@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from loadtests.experiments import PLANS, control_for, run_on
+from loadtests.control import StackControl
+from loadtests.experiments import PLANS, experiment_stack, run_on
 from loadtests.results import load_records
-from loadtests.stacks import StackHandle, launch
+from loadtests.stacks import StackHandle
 from shared_pipeline.config import Settings
 from tests.experiment_checks import check_kill, check_overload, check_rollback
 
@@ -28,14 +29,9 @@ PLAN = PLANS["smoke"]
 
 @pytest.fixture(scope="module")
 def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[tuple[StackHandle, object]]:
-    logs = tmp_path_factory.mktemp("kserve-logs")
-    with launch("kserve", settings, logs, supervise=True) as handle:
-        control = control_for(handle, settings)
-        try:
-            yield handle, control
-        finally:
-            control.close()
+          ) -> Iterator[tuple[StackHandle, StackControl]]:
+    with experiment_stack("kserve", settings, tmp_path_factory.mktemp("kserve-logs")) as running:
+        yield running
 
 
 def test_rollback_flips_to_b_and_back(stack, tmp_path: Path) -> None:
