@@ -264,7 +264,6 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
             console.log(f"[yellow]{stack}: Prometheus has not scraped every target yet[/]")
         progress.update(task_id, description=f"{stack}: warming up")
         warm = warm_up(handle, scenario, console)
-        detected = detect_engine(scrape_texts(handle.metrics_urls))
         time.sleep(handle.settle_s + 2 * store.scrape_interval_s)  # baseline after warm-up
         lag = handle.settle_s + store.scrape_interval_s
         windows = []
@@ -291,6 +290,9 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         run_end = time.time()
         progress.update(task_id, description=f"{stack}: collecting metrics")
         time.sleep(lag + store.scrape_interval_s)
+        # Read after the run and the export lag: Ray exports a replica's metrics (vLLM's among
+        # them) every ~10 s, so right after warm-up they may not be on its endpoint yet.
+        detected = detect_engine(scrape_texts(handle.metrics_urls))
         server = server_side(store.source, stack, windows, run_start + lag, run_end + lag,
                              store.scrape_interval_s)
         progress.update(task_id, description=f"{stack}: stopping")
