@@ -15,6 +15,7 @@ from rich.table import Table
 
 from shared_pipeline.config import Settings
 from shared_pipeline.schemas import RequestError
+from twinserve.decide import decide as decide_record
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="One RAG LLM pipeline on KServe and on Ray Serve, measured the same way.")
@@ -249,6 +250,8 @@ def demo(config: ConfigOption = None,
 
     run_demo(load_settings(config), console, questions)
 
+
+app.command("decide")(decide_record)
 
 if __name__ == "__main__":
     app()
