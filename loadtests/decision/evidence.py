@@ -177,8 +177,12 @@ class Report:
                                  f"--experiment {kind}` or `twinserve experiment {kind}"
                                  f"{f' --mode {mode}' if mode else ''} --stack {stack}`)")
         directory, result = found
-        value = (result.get("figures") or {}).get(key)
-        source = f"{directory}/result.json:figures.{key}"
+        group, _, name = key.rpartition(".")  # "actions.rollout.detail" or a figure's name
+        node: Any = result
+        for part in (group.split(".") if group else ["figures"]):
+            node = node.get(part) if isinstance(node, dict) else None
+        value = node.get(name) if isinstance(node, dict) else None
+        source = f"{directory}/result.json:{group or 'figures'}.{name}"
         if value is None:
             return Missing(what, f"{source} is absent or null")
         return Figure(value, source)

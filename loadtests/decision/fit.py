@@ -70,9 +70,9 @@ def fit_rows(inv: Inventory) -> list[FitRow]:
     points_to = "kserve" if k > r else "rayserve" if r > k else None
     rows.insert(3, FitRow(
         "rollout", "rollback_unit", ", ".join(inv.rollback_unit), points_to,
-        f"{k} unit(s) KServe rolls as a resource revision (resource), {r} a Ray Serve "
-        "deployment rolls natively (prompt as user_config, graph code); runtime and model roll "
-        "on both"))
+        f"of the units named, {k} roll natively as a KServe resource revision (resource) and "
+        f"{r} as a Ray Serve deployment change (prompt as user_config, graph code); runtime "
+        "and model roll on both"))
     return rows
 
 
@@ -105,7 +105,8 @@ MECHANISM = {
                                      "of it behind a canary",
               "rayserve": "graph code: a new app version by `serve deploy`, replicas replaced"},
 }
-ROLLBACK_FIGURES = ("rollout_took_s", "time_to_restore_s", "failed_in_window")
+ROLLBACK_FIGURES = ("actions.rollout.detail", "rollout_took_s", "time_to_restore_s",
+                    "failed_in_window")
 
 
 @dataclass

@@ -57,7 +57,8 @@ def to_json(out: Outcome, inventory_path: Path | None = None) -> dict[str, Any]:
                           "why": f.why} for f in out.fit]},
         "rollback_units": [
             {"unit": u.unit, "stack": u.stack, "mechanism": u.mechanism, "mode": u.mode,
-             "caveat": u.caveat, "figures": {k: _ev(v) for k, v in u.measured.items()}}
+             "caveat": u.caveat,
+             "figures": {k.rsplit(".", 1)[-1]: _ev(v) for k, v in u.measured.items()}}
             for u in out.units],
         "sre": [{"concern": r.concern, "stack": r.stack, "metric": r.metric,
                  "command": r.command, "data": _ev(r.data)} for r in out.sre],
