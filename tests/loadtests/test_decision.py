@@ -229,3 +229,26 @@ def test_add_decision_to_report_is_idempotent(report: Path) -> None:
     assert page.count("<h2>Decision: rag-answers</h2>") == 1
     assert page.index("Decision: rag-answers") < page.index("<h2>Environment</h2>")
     assert "rayserve" in page and "decision.json" in page
+
+
+def test_among_passing_candidates_the_fit_decides_and_names_its_reasons(
+        report: Path, tmp_path: Path) -> None:
+    data, _ = decide(report, inventory(tmp_path, KSERVE_PICK, load="c8", e2e_p95_ms=15000))
+    assert data["candidates"] == {"kserve": "pass", "rayserve": "pass"}
+    assert data["decision"] == "kserve" and data["fit"]["votes"] == {"kserve": 5, "rayserve": 0}
+    reasons = data["rejected"][0]["reasons"]
+    assert reasons[0].startswith("fit: primary contract (autoscaling_owner: cluster)")
+    assert len(reasons) == 5
+
+
+def test_a_fit_tie_between_passing_candidates_is_no_decision(report: Path,
+                                                             tmp_path: Path) -> None:
+    inv = {"route": "tie", "owner": "platform-team", "graph_complexity": "multi-step",
+           "rollback_unit": ["resource", "prompt"], "autoscaling_owner": "serving-layer",
+           "oncall": "both"}
+    path = tmp_path / "tie.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    data, markdown = decide(report, path)
+    assert data["fit"]["votes"] == {"kserve": 1, "rayserve": 1}
+    assert data["decision"] is None and "the fit is a tie" in data["why_no_decision"]
+    assert "**No decision.**" in markdown
