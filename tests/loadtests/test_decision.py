@@ -252,3 +252,9 @@ def test_a_fit_tie_between_passing_candidates_is_no_decision(report: Path,
     assert data["fit"]["votes"] == {"kserve": 1, "rayserve": 1}
     assert data["decision"] is None and "the fit is a tie" in data["why_no_decision"]
     assert "**No decision.**" in markdown
+
+
+def test_a_directory_that_is_not_a_comparison_report_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["decide", "--inventory", str(RAY_PICK), "--report",
+                                      str(tmp_path)])
+    assert result.exit_code == 2 and "summary.json" in result.output
