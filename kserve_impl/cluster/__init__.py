@@ -5,15 +5,13 @@ A rollout changes the settings of a running revision (`RevisionChange`), so the 
 the same image with `TWINSERVE_*` variables on its `kserve-container`. How traffic moves depends
 on each ISVC's deployment mode (kserve.md 4.4), one module each:
 
-| module | holds |
-|---|---|
-| `env.py` | a change as container env variables, and the new revision's name |
-| `status.py` | reading an ISVC: its deployment mode, readiness, traffic and canary statuses |
-| `api.py` | get / merge-patch / list ISVCs, and waiting on their status |
-| `knative.py` | Knative mode: `canaryTrafficPercent`, rollback by pinning it to 0 |
-| `standard.py` | Standard mode: a named `spec.canary` entry, rollback by removing it |
-| `pods.py` | Ready pods, and which revision (stable or canary) each one runs |
-| `control.py` | `ClusterControl`: rollout, rollback, kill, replicas over the above |
+- `env.py`: a change as container env variables, and the new revision's name;
+- `status.py`: reading an ISVC: its deployment mode, readiness, traffic and canary statuses;
+- `api.py`: get / merge-patch / list ISVCs, and waiting on their status;
+- `knative.py`: Knative mode: `canaryTrafficPercent`, rolled back by pinning it to 0;
+- `standard.py`: Standard mode: a named `spec.canary` entry, rolled back by removing it;
+- `pods.py`: Ready pods, and which revision (stable or canary) each one runs;
+- `control.py`: `ClusterControl`: rollout, rollback, kill and replicas over the above.
 """
 
 from kserve_impl.cluster.control import ClusterControl
