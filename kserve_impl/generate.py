@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 
-from kserve_impl.stage_model import StageModel, Step
+from kserve_impl.stage import StageModel
 from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Engine, make_engine
 from shared_pipeline.metrics import PipelineMetrics
+from shared_pipeline.pipeline import Step
 from shared_pipeline.stages.generate import Generator
 
 
-class GenerateModel(StageModel):
+class GeneratorModel(StageModel):
     stage = "generate"
 
     def __init__(self, name: str, settings: Settings, metrics: PipelineMetrics,
@@ -25,8 +26,8 @@ class GenerateModel(StageModel):
         self.tier = tier
         self.engine: Engine | None = None
 
-    def build(self) -> Step:
-        self.engine = make_engine(self.settings, self.settings.generate.engine_for("kserve"))
+    def build(self, settings: Settings) -> Step:
+        self.engine = make_engine(settings, settings.generate.engine_for("kserve"))
         # load() runs before the server's event loop exists. A private loop (not asyncio.run,
         # which leaves the main thread without a current loop, and ModelServer.start needs one)
         # loads the weights; the engine's batching thread outlives it and serves jobs from
@@ -36,4 +37,4 @@ class GenerateModel(StageModel):
             loop.run_until_complete(self.engine.start())
         finally:
             loop.close()
-        return Generator(self.settings, self.engine, self.tier, self.metrics).run
+        return Generator(settings, self.engine, self.tier, self.metrics).run

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from kserve_impl.stage_model import StageModel, Step
+from kserve_impl.stage import StageModel
+from shared_pipeline.config import Settings
+from shared_pipeline.pipeline import Step
 from shared_pipeline.stages.rerank import Reranker
 
 
-class RerankModel(StageModel):
+class RerankerModel(StageModel):
     stage = "rerank"
 
-    def build(self) -> Step:
-        return Reranker(self.settings).run
+    def build(self, settings: Settings) -> Step:
+        return Reranker(settings).run

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kserve_impl.errors import StageError
-from kserve_impl.stage_model import StageModel, Step
+from kserve_impl.stage import StageModel
+from shared_pipeline.config import Settings
+from shared_pipeline.pipeline import Step
 from shared_pipeline.schemas import PipelineState, RequestError, parse_chat_request
 from shared_pipeline.stages.retrieve import Retriever
 
@@ -14,13 +16,13 @@ STREAM_REFUSED = ("stream=true is not available through the KServe InferenceGrap
                   "send stream=false")
 
 
-class RetrieveModel(StageModel):
+class RetrieverModel(StageModel):
     """Validates the raw chat-completions body, starts the `PipelineState`, retrieves passages."""
 
     stage = "retrieve"
 
-    def build(self) -> Step:
-        return Retriever(self.settings).run
+    def build(self, settings: Settings) -> Step:
+        return Retriever(settings).run
 
     def read_state(self, payload: Any, headers: dict[str, str]) -> PipelineState:
         try:

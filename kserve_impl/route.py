@@ -6,12 +6,14 @@ Switch conditions in `manifests/kserve/inferencegraph.yaml` test (`[@this].#(tie
 
 from __future__ import annotations
 
-from kserve_impl.stage_model import StageModel, Step
+from kserve_impl.stage import StageModel
+from shared_pipeline.config import Settings
+from shared_pipeline.pipeline import Step
 from shared_pipeline.stages.route import Router
 
 
-class RouteModel(StageModel):
+class RouterModel(StageModel):
     stage = "route"
 
-    def build(self) -> Step:
-        return Router(self.settings).run
+    def build(self, settings: Settings) -> Step:
+        return Router(settings).run

@@ -34,17 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
 def build_model(stage: str, name: str, tier: str | None, settings, metrics):
     """The stage's `kserve.Model`, not yet loaded."""
     if stage == "retrieve":
-        from kserve_impl.retrieve import RetrieveModel as cls
+        from kserve_impl.retrieve import RetrieverModel as cls
     elif stage == "rerank":
-        from kserve_impl.rerank import RerankModel as cls
+        from kserve_impl.rerank import RerankerModel as cls
     elif stage == "route":
-        from kserve_impl.route import RouteModel as cls
+        from kserve_impl.route import RouterModel as cls
     elif stage == "generate":
-        from kserve_impl.generate import GenerateModel
+        from kserve_impl.generate import GeneratorModel
 
-        return GenerateModel(name, settings, metrics, tier)
+        return GeneratorModel(name, settings, metrics, tier)
     else:
-        from kserve_impl.postprocess import PostprocessModel as cls
+        from kserve_impl.postprocess import PostProcessorModel as cls
     return cls(name, settings, metrics)
 
 

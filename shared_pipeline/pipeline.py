@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from shared_pipeline.config import Settings
@@ -29,6 +29,10 @@ from shared_pipeline.stages.postprocess import PostProcessor
 from shared_pipeline.stages.rerank import Reranker
 from shared_pipeline.stages.retrieve import Retriever
 from shared_pipeline.stages.route import Router
+
+# What a stage adapter runs on a state: a stage object's sync `run` (sent to a worker thread)
+# or an async one (generation). Both stacks' `build(settings)` return one.
+Step = Callable[[PipelineState], PipelineState | Awaitable[PipelineState]]
 
 
 async def run_stage(metrics: PipelineMetrics, name: str, step: Callable[[PipelineState], Any],

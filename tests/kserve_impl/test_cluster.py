@@ -27,12 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from kubernetes import client as k8s
 
-from kserve_impl.cluster import (
-    ClusterControl,
-    deployment_mode,
-    revision_label,
-    settings_env,
-)
+from kserve_impl.cluster import ClusterControl
+from kserve_impl.cluster.env import revision_label, settings_env
+from kserve_impl.cluster.status import deployment_mode
 from kserve_impl.manifests import load_services
 from shared_pipeline.config import Settings
 from shared_pipeline.revision import RevisionChange

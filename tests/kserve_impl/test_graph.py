@@ -23,6 +23,7 @@ from starlette.routing import Route
 from kserve_impl.graph import (
     NO_ROUTE_MATCHED,
     ROUTER_ERROR,
+    TRAFFIC_PATH,
     GraphRunner,
     GraphSpec,
     build_app,
@@ -245,7 +246,7 @@ def test_condition_on_a_sequence_step(backend: str) -> None:
     graph = manifest(sequence({"serviceName": "a"},
                               {"serviceName": "b", "data": "$response",
                                "condition": '[@this].#(go==true)'}))
-    first = manifest(sequence({"serviceName": "a", "condition": "x"}))
+    first = manifest(sequence({"serviceName": "a", "condition": '[@this].#(go==true)'}))
     with graph_runner(graph, backend) as url:
         stopped = httpx.post(url, json={"go": False})
         went = httpx.post(url, json={"go": True})
@@ -282,26 +283,21 @@ def test_map_predictions_to_instances(backend: str) -> None:
     assert r.json() == {"instances": [1, 2], "seen": ["a"]}
 
 
-def test_ensemble_merges_by_step_name_and_hard_failure_wins(backend: str) -> None:
-    ok = manifest({"root": {"routerType": "Ensemble", "steps": [
-        {"name": "one", "serviceName": "a"}, {"serviceName": "b"}]}})
-    hard = manifest({"root": {"routerType": "Ensemble", "steps": [
-        {"name": "one", "serviceName": "a"},
-        {"name": "two", "serviceName": "fail503", "dependency": "Hard"}]}})
-    with graph_runner(ok, backend) as url:
-        merged = httpx.post(url, json={"q": 1})
-    with graph_runner(hard, backend) as url:
-        failed = httpx.post(url, json={"q": 1})
-    assert merged.json() == {"one": {"q": 1, "seen": ["a"]}, "1": {"q": 1, "seen": ["b"]}}
-    assert failed.status_code == 503
-
-
-def test_splitter_follows_weights(backend: str) -> None:
-    graph = manifest({"root": {"routerType": "Splitter", "steps": [
-        {"serviceName": "a", "weight": 100}, {"serviceName": "b", "weight": 0}]}})
+def test_the_traffic_split_sends_a_canarys_share_and_rolls_back(backend: str) -> None:
+    """`/local/traffic`, the stand-in for Knative's canaryTrafficPercent, per step call."""
+    graph = manifest(sequence({"serviceName": "a"}))
     with graph_runner(graph, backend) as url:
-        seen = {httpx.post(url, json={}).json()["seen"][0] for _ in range(5)}
-    assert seen == {"a"}
+        canary = {"service": "a", "canary_url": f"{backend}/echo/canary", "percent": 100}
+        assert httpx.put(url + TRAFFIC_PATH, json=canary).json() == {
+            "a": {"canary_url": f"{backend}/echo/canary", "percent": 100}}
+        rolled = httpx.post(url, json={}).json()
+        httpx.put(url + TRAFFIC_PATH, json={**canary, "percent": 0})
+        back = httpx.post(url, json={}).json()
+        unknown = httpx.put(url + TRAFFIC_PATH, json={**canary, "service": "nowhere"})
+        bad = httpx.put(url + TRAFFIC_PATH, json={**canary, "percent": 120})
+    assert rolled["seen"] == ["canary"] and back["seen"] == ["a"]
+    assert unknown.status_code == 400 and "nowhere" in unknown.json()["error"]
+    assert bad.status_code == 400 and "0..100" in bad.json()["error"]
 
 
 def test_a_graph_naming_a_service_without_a_url_is_refused() -> None:
@@ -310,3 +306,14 @@ def test_a_graph_naming_a_service_without_a_url_is_refused() -> None:
         GraphRunner(spec, {})
     with pytest.raises(ValueError, match="root"):
         GraphSpec.from_manifest(manifest({"other": {"routerType": "Sequence", "steps": []}}))
+
+
+@pytest.mark.parametrize(("node", "refused"), [
+    ({"routerType": "Splitter", "steps": [{"serviceName": "a", "weight": 100}]}, "Splitter"),
+    ({"routerType": "Ensemble", "steps": [{"serviceName": "a"}]}, "Ensemble"),
+    ({"routerType": "Switch", "steps": [{"serviceName": "a", "condition": "tier"}]}, "'tier'"),
+])
+def test_node_types_and_conditions_the_manifests_do_not_use_are_refused_at_load(
+        node: dict[str, Any], refused: str) -> None:
+    with pytest.raises(ValueError, match=f"node 'root'.*{refused}"):
+        GraphSpec.from_manifest(manifest({"root": node}))

@@ -3,14 +3,14 @@
 A stage server is one `kserve.Model` in one `kserve.ModelServer`, one InferenceService on a
 cluster. Its v1 `:predict` body is the `PipelineState` JSON the previous graph step returned (the
 router forwards it with `data: $response`), and it answers the state extended by its stage. The
-subclasses only say which shared_pipeline stage they build, and the first and last steps how the
-OpenAI request comes in and the OpenAI answer goes out.
+subclasses only say which shared_pipeline stage they build (`build(settings) -> Step`, the same
+contract as `rayserve_impl.stage.StageDeployment`), and the first and last steps how the OpenAI
+request comes in and the OpenAI answer goes out.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import kserve
@@ -20,13 +20,11 @@ from kserve_impl.errors import StageError
 from shared_pipeline.config import Settings
 from shared_pipeline.engines.base import EngineOverloaded
 from shared_pipeline.metrics import PipelineMetrics
-from shared_pipeline.pipeline import run_stage
+from shared_pipeline.pipeline import Step, run_stage
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import PipelineState, RequestError
 
 logger = logging.getLogger(__name__)
-
-Step = Callable[[PipelineState], PipelineState | Awaitable[PipelineState]]
 
 
 class StageModel(kserve.Model):
@@ -48,12 +46,12 @@ class StageModel(kserve.Model):
         self.revision = revision_of(settings)
         self._step: Step | None = None
 
-    def build(self) -> Step:
-        """Load the stage's models and return the callable that runs it on a state."""
+    def build(self, settings: Settings) -> Step:
+        """Load the stage's models for `settings`; return the callable that runs it on a state."""
         raise NotImplementedError
 
     def load(self) -> bool:
-        self._step = self.build()
+        self._step = self.build(self.settings)
         self.metrics.revision(self.stage, self.revision)
         self.ready = True
         return self.ready
