@@ -30,14 +30,14 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtests import report, results
+from loadtests import host, report, results
 from loadtests.prometheus import (
     PrometheusServer,
     find_prometheus,
     host_port,
     write_scrape_config,
 )
-from loadtests.scenarios import Scenario, get_scenario
+from loadtests.scenarios import Scenario, get_scenario, whole_reference_phase
 from loadtests.scraper import FallbackScraper
 from loadtests.serverside import PromQLSource, ServerSideSource
 from loadtests.shapes import PHASE_ENV
@@ -49,7 +49,6 @@ REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 COMPARE_ORDER = ("inprocess", "kserve", "rayserve")  # the reference first: fast to start
 STAGES = ("retrieve", "rerank", "route", "generate", "postprocess")
-WHOLE_SUFFIX = "-whole"  # the in-process reference's extra non-streaming phase
 
 
 def default_out_dir() -> Path:
@@ -144,14 +143,6 @@ def warm_up(handle: StackHandle, scenario: Scenario, console: Console) -> list[d
             console.log(f"[yellow]{handle.name}: warm-up request {i} answered "
                         f"{r.status_code}: {r.text[:200]}[/]")
     return answers
-
-
-def whole_reference_phase(scenario: Scenario):
-    """The first concurrency phase again, answered whole (`stream: false`), for the in-process
-    reference only: KServe cannot stream, so its serving overhead is measured against the
-    reference answering the same way (per-token SSE work is not free on a 2-core machine)."""
-    first = next((p for p in scenario.phases if p.kind == "concurrency"), None)
-    return first.model_copy(update={"name": f"{first.name}{WHOLE_SUFFIX}"}) if first else None
 
 
 def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
@@ -349,7 +340,7 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
         if before_stop is not None:
             before_stop(store, context)
         store_note = store.note
-    env = report.environment(settings, per_stack, store_note)
+    env = host.environment(settings, per_stack, store_note)
     path = report.write_report(out, scenario, per_stack, env, errors,
                                engine_parity=engine_parity)
     console.print(f"[bold green]report:[/] {path / 'index.html'}  ({path / 'report.md'})")
