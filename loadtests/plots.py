@@ -13,11 +13,12 @@ from loadtests.scenarios import Scenario
 from loadtests.tables import ms
 from shared_pipeline.schemas import STAGES
 
+Drawn = tuple[Any, str, str]  # figure, file name, caption
 COLORS = {"inprocess": "#7f7f7f", "kserve": "#1f77b4", "rayserve": "#ff7f0e"}
 
 
 def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tuple[str, str]]:
-    """PNG files under out/plots; returns (file, caption) pairs."""
+    """PNG files under out/plots; returns (file, caption) pairs in the report's order."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,9 +27,11 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
     plot_dir = out / "plots"
     plot_dir.mkdir(exist_ok=True)
     made: list[tuple[str, str]] = []
-    conc = [p.name for p in scenario.phases if p.kind == "concurrency"]
-
-    def save(fig, name: str, caption: str) -> None:
+    for draw in (_concurrency, _stage_breakdown, _ttft_tpot, _queue_depth, _open_loop):
+        drawn = draw(plt, scenario, per_stack)
+        if drawn is None:
+            continue
+        fig, name, caption = drawn
         for ax in fig.axes:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
@@ -38,7 +41,12 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
         fig.savefig(plot_dir / name, dpi=110)
         plt.close(fig)
         made.append((f"plots/{name}", caption))
+    return made
 
+
+def _concurrency(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
+    """Latency and throughput per concurrency step."""
+    conc = [p.name for p in scenario.phases if p.kind == "concurrency"]
     if conc:
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for stack, r in per_stack.items():
@@ -55,9 +63,13 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
                                 (axes[2], "Output tokens/s vs concurrency", "tokens/s")):
             ax.set(title=title, xlabel="concurrent users", ylabel=unit)
             ax.grid(alpha=0.3)
-        save(fig, "latency_throughput_vs_concurrency.png",
-             "Client-side end-to-end latency (p50, p95) and throughput per concurrency step.")
+        return (fig, "latency_throughput_vs_concurrency.png",
+                "Client-side end-to-end latency (p50, p95) and throughput per concurrency step.")
+    return None
 
+
+def _stage_breakdown(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
+    """Per-stage and per-hop time, stacked per stack."""
     stacks = list(per_stack)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     panels = ((axes[0], "stage_seconds", ("generate",), "Generate stage (mean, server)"),
@@ -73,9 +85,13 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.set(title=title, ylabel="ms")
         ax.grid(alpha=0.3, axis="y")
-    save(fig, "stage_and_hop_breakdown.png",
-         "Per-stage time and per-hop time, whole run, from the pipeline_* histograms.")
+    return (fig, "stage_and_hop_breakdown.png",
+            "Per-stage time and per-hop time, whole run, from the pipeline_* histograms.")
 
+
+def _ttft_tpot(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
+    """Client TTFT and TPOT per phase (streamed stacks)."""
+    conc = [p.name for p in scenario.phases if p.kind == "concurrency"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for stack, r in per_stack.items():
         ps = [p for p in r["phases"] if p["phase"] in conc] or r["phases"]
@@ -93,9 +109,12 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
     axes[1].set(title="Time per output token (client, streamed stacks)", ylabel="ms")
     for ax in axes:
         ax.grid(alpha=0.3)
-    save(fig, "ttft_tpot.png", "TTFT and TPOT per phase, measured by the client. KServe "
-                               "answers whole through its graph: no client TTFT/TPOT.")
+    return (fig, "ttft_tpot.png", "TTFT and TPOT per phase, measured by the client. KServe "
+            "answers whole through its graph: no client TTFT/TPOT.")
 
+
+def _queue_depth(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
+    """Generator queue depth and generate in-flight over the run."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for stack, r in per_stack.items():
         series = r.get("server", {}).get("series", {})
@@ -113,10 +132,13 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
                 ylabel="in flight")
     for ax in axes:
         ax.grid(alpha=0.3)
-    save(fig, "queue_depth_over_time.png",
-         "pipeline_generation_queue_depth and pipeline_stage_inflight{stage=generate}, "
-         "sampled from the metrics store; phases run back to back.")
+    return (fig, "queue_depth_over_time.png",
+            "pipeline_generation_queue_depth and pipeline_stage_inflight{stage=generate}, "
+            "sampled from the metrics store; phases run back to back.")
 
+
+def _open_loop(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
+    """Open-loop phases: achieved vs requested rate, and p95."""
     arrivals = [p.name for p in scenario.phases if p.kind != "concurrency"]
     if arrivals:
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
@@ -136,8 +158,6 @@ def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tupl
             ax.grid(alpha=0.3, axis="y")
         axes[0].set(title="Open loop: achieved vs requested rate (dotted)", ylabel="requests/s")
         axes[1].set(title="Open loop: end-to-end p95", ylabel="ms")
-        save(fig, "open_loop.png", "Constant and Poisson arrivals: the rate the client "
-                                   "managed to send against the rate asked for, and latency.")
-    return made
-
-
+        return (fig, "open_loop.png", "Constant and Poisson arrivals: the rate the client "
+                "managed to send against the rate asked for, and latency.")
+    return None
