@@ -5,6 +5,8 @@ For each stack, with the identical scenario: start the stack, point the local Pr
 headless once per phase (CSV + JSON + per-request records), ask Prometheus for the server-side
 figures of each phase (per-stage latency, hop time, in-flight, generator queue depth, tokens/s,
 errors), stop the stack. Then write the report. Every number in the report is also in `raw/`.
+The pieces live beside it: metrics_store.py (Prometheus or the fallback scraper),
+serverside.py (the server-side figures), report.py (the documents).
 
 Entry points for the CLI:
     bench(settings, stack, scenario, out, console) -> dict

@@ -38,6 +38,8 @@ TEMPLATES.filters["markdown"] = to_markdown
 
 def differences(per_stack: dict[str, Any], engine_parity: bool,
                 heads: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """What the reader must know before comparing the rows: what differs by design (streaming,
+    engines, how overhead is taken), so no difference is read as a serving-layer cost by mistake."""
     notes = []
     if "kserve" in per_stack:
         notes.append("KServe through its InferenceGraph does not stream: the router buffers "

@@ -16,6 +16,7 @@ Table = tuple[list[str], list[list[Any]]]  # header, rows
 
 
 def fmt(value: Any, digits: int = 0) -> str:
+    """A cell: thousands separators, `digits` decimals for floats, "n/a" for a missing figure."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -24,10 +25,12 @@ def fmt(value: Any, digits: int = 0) -> str:
 
 
 def phase_of(result: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """One phase's client-side statistics from a stack's result, None if it did not run."""
     return next((p for p in result["phases"] if p["phase"] == name), None)
 
 
 def ms(seconds: float | None) -> float | None:
+    """Seconds (Prometheus's unit) to milliseconds (the report's), keeping None."""
     return seconds * 1000 if seconds is not None else None
 
 
