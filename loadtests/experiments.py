@@ -28,131 +28,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
 from rich.console import Console
 
 from loadtests import figures, results
-from loadtests.control import ChangeMode, StackControl
+from loadtests.control import StackControl
+from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
 from loadtests.harness import run_locust, warm_up
 from loadtests.scenarios import Scenario
-from loadtests.scraper import parse_exposition
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
 from loadtests.stacks import StackHandle, launch
+from loadtests.timeline import Sampler
 from shared_pipeline.config import Settings
-from shared_pipeline.revision import RevisionChange
 from twinserve.client import build_body
-
-Kind = Literal["rollback", "kill-replica", "overload"]
-KINDS: tuple[Kind, ...] = ("rollback", "kill-replica", "overload")
-NEW_PROMPT = ("Answer the Python question using only the numbered passages below, citing them "
-              "as [1], [2]. Keep it to three sentences.\n\n{passages}")
-
-# Revision B of a rollback, by `--change`.
-CHANGES: dict[str, RevisionChange] = {
-    "benign": RevisionChange(revision_name="b", prompt_template=NEW_PROMPT),
-    "bad": RevisionChange(revision_name="b", fail_ratio=0.3),
-    "slow": RevisionChange(revision_name="b", delay_ms=3000),
-}
-DEFAULT_MODE: dict[str, ChangeMode] = {"kserve": "canary", "rayserve": "inplace"}
-
-
-class SLO(BaseModel):
-    """What counts as a breach while a revision rolls out (see loadtests.figures)."""
-
-    window_s: float = Field(10.0, gt=0)
-    min_requests: int = Field(3, gt=0)
-    max_error_rate: float = Field(0.05, ge=0, le=1)
-    latency_factor: float = Field(2.0, gt=1)
-
-
-class Plan(BaseModel):
-    """One experiment's load and timing; `PLANS` holds the shipped sizes."""
-
-    users: int = Field(4, gt=0, description="steady closed-loop load (rollback, kill-replica)")
-    max_tokens: int = Field(16, gt=0)
-    warmup_requests: int = Field(2, ge=0)
-    baseline_s: float = Field(20, gt=0, description="load before the first action")
-    hold_s: float = Field(25, gt=0, description="rollback: B serves this long")
-    tail_s: float = Field(20, gt=0, description="load after the last action")
-    change: Literal["benign", "bad", "slow"] = "bad"
-    mode: ChangeMode | None = None  # None: the stack's own (KServe canary, Ray in place)
-    percent: int = Field(100, ge=0, le=100, description="KServe canaryTrafficPercent")
-    target: str = "generator-small"
-    recover_timeout_s: float = Field(300, gt=0)
-    calibrate_users: int = Field(8, gt=0)
-    calibrate_s: float = Field(30, gt=0)
-    overload_factor: float = Field(3.0, gt=1)
-    overload_s: float = Field(30, gt=0)
-    overload_max_users: int = Field(64, gt=0)
-    after_requests: int = Field(3, ge=1, description="overload: single requests afterwards")
-    stop_timeout_s: float = Field(60, ge=0)
-    slo: SLO = SLO()
-
-
-PLANS: dict[str, Plan] = {
-    "demo": Plan(),
-    "smoke": Plan(users=3, max_tokens=8, baseline_s=12, hold_s=15, tail_s=10,
-                  target="postprocessor", calibrate_users=4, calibrate_s=15, overload_s=15,
-                  overload_max_users=32),
-}
-
-
-# ---------------------------------------------------------------- timeline
-def sample_metrics(urls: list[str]) -> dict[str, dict[str, float]]:
-    """Generation queue depth by tier and in-flight requests by stage, summed over endpoints
-    (Ray exports every ~10 s, so its samples lag)."""
-    out: dict[str, dict[str, float]] = {"queue_depth": {}, "inflight": {}}
-    wanted = {"pipeline_generation_queue_depth": ("queue_depth", "tier"),
-              "pipeline_stage_inflight": ("inflight", "stage")}
-    for url in urls:
-        try:
-            text = httpx.get(url, timeout=1.0).text
-        except httpx.HTTPError:
-            continue
-        for name, labels, value in parse_exposition(text):  # Ray's `ray_` prefix stripped
-            if name in wanted:
-                key, label = wanted[name]
-                tag = labels.get(label, "")
-                out[key][tag] = out[key].get(tag, 0.0) + value
-    return out
-
-
-class Sampler:
-    """Samples the control's replica counts and the metrics once a second, in a thread."""
-
-    def __init__(self, control: StackControl, path: Path, interval_s: float = 1.0) -> None:
-        self.control, self.path, self.interval_s = control, path, interval_s
-        self.samples: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        with self.path.open("a", encoding="utf-8") as fh:
-            while not self._stop.is_set():
-                started = time.time()
-                try:
-                    sample = {"t": started, "replicas": self.control.replicas(),
-                              **sample_metrics(self.control.metrics_urls())}
-                except Exception as exc:  # a sample lost is noted, the experiment goes on
-                    sample = {"t": started, "error": f"{type(exc).__name__}: {exc}"}
-                self.samples.append(sample)
-                fh.write(json.dumps(sample) + "\n")
-                fh.flush()
-                self._stop.wait(max(0.0, self.interval_s - (time.time() - started)))
-
-    def latest(self) -> dict[str, Any]:
-        return self.samples[-1] if self.samples else {}
 
 
 # ---------------------------------------------------------------- the runner

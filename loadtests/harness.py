@@ -5,6 +5,8 @@ For each stack, with the identical scenario: start the stack, point the local Pr
 headless once per phase (CSV + JSON + per-request records), ask Prometheus for the server-side
 figures of each phase (per-stage latency, hop time, in-flight, generator queue depth, tokens/s,
 errors), stop the stack. Then write the report. Every number in the report is also in `raw/`.
+The pieces live beside it: metrics_store.py (Prometheus or the fallback scraper),
+serverside.py (the server-side figures), report.py (the documents).
 
 Entry points for the CLI:
     bench(settings, stack, scenario, out, console) -> dict
@@ -19,9 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,10 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtests import report, results
-from loadtests.prometheus import (
-    PrometheusServer,
-    find_prometheus,
-    host_port,
-    write_scrape_config,
-)
-from loadtests.scenarios import Scenario, get_scenario
-from loadtests.scraper import FallbackScraper
-from loadtests.serverside import PromQLSource, ServerSideSource
+from loadtests import host, report, results
+from loadtests.metrics_store import MetricsStore, metrics_store
+from loadtests.scenarios import Scenario, get_scenario, whole_reference_phase
+from loadtests.serverside import server_figures
 from loadtests.shapes import PHASE_ENV
 from loadtests.stacks import STACKS, StackHandle, detect_engine, launch, scrape_texts
 from shared_pipeline.config import Settings
@@ -48,80 +42,10 @@ from shared_pipeline.samples import load_questions
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 COMPARE_ORDER = ("inprocess", "kserve", "rayserve")  # the reference first: fast to start
-STAGES = ("retrieve", "rerank", "route", "generate", "postprocess")
-WHOLE_SUFFIX = "-whole"  # the in-process reference's extra non-streaming phase
 
 
 def default_out_dir() -> Path:
     return Path("reports") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------- the metrics store
-@dataclass
-class MetricsStore:
-    """Prometheus when installed, else the fallback scraper; targets grow as stacks start."""
-
-    source: ServerSideSource
-    prometheus: PrometheusServer | None
-    scraper: FallbackScraper | None
-    config_path: Path | None
-    scrape_interval_s: float
-    targets: dict[str, list[str]] = field(default_factory=dict)  # job -> metrics URLs
-    note: str = ""
-
-    def add_stack(self, stack: str, metrics_urls: list[str]) -> bool:
-        """Scrape `stack`'s endpoints from now on; True once the first scrape succeeded."""
-        self.targets[stack] = metrics_urls
-        if self.prometheus is not None:
-            write_scrape_config(self.config_path,
-                                {job: [host_port(u) for u in urls]
-                                 for job, urls in self.targets.items()},
-                                self.scrape_interval_s)
-            self.prometheus.reload()
-            return self.prometheus.wait_scraped(stack)
-        self.scraper.set_targets(stack, metrics_urls)
-        return True
-
-
-@contextmanager
-def metrics_store(work_dir: Path, scrape_interval_s: float,
-                  console: Console) -> Iterator[MetricsStore]:
-    binary = find_prometheus()
-    if binary:
-        config = work_dir / "prometheus.yml"
-        write_scrape_config(config, {}, scrape_interval_s)
-        server = PrometheusServer(binary, config, work_dir / "tsdb", _free_port(),
-                                  work_dir / "prometheus.log")
-        server.start()
-        console.log(f"Prometheus {server.version} on {server.url} (config {config})")
-        store = MetricsStore(PromQLSource(server), server, None, config, scrape_interval_s,
-                             note=f"Prometheus {server.version}, scrape interval "
-                                  f"{scrape_interval_s:g}s, config {config.name} rendered "
-                                  "from manifests/monitoring/prometheus-local.yml")
-        try:
-            yield store
-        finally:
-            server.stop()
-    else:
-        console.log("[yellow]prometheus is not installed (`make prometheus`): scraping "
-                    "/metrics directly with the fallback scraper[/]")
-        scraper = FallbackScraper(scrape_interval_s)
-        scraper.start()
-        store = MetricsStore(scraper, None, scraper, None, scrape_interval_s,
-                             note="Prometheus not installed: the harness scraped /metrics "
-                                  f"itself every {scrape_interval_s:g}s (fallback scraper)")
-        try:
-            yield store
-        finally:
-            scraper.stop()
 
 
 # ---------------------------------------------------------------- one stack
@@ -144,14 +68,6 @@ def warm_up(handle: StackHandle, scenario: Scenario, console: Console) -> list[d
             console.log(f"[yellow]{handle.name}: warm-up request {i} answered "
                         f"{r.status_code}: {r.text[:200]}[/]")
     return answers
-
-
-def whole_reference_phase(scenario: Scenario):
-    """The first concurrency phase again, answered whole (`stream: false`), for the in-process
-    reference only: KServe cannot stream, so its serving overhead is measured against the
-    reference answering the same way (per-token SSE work is not free on a 2-core machine)."""
-    first = next((p for p in scenario.phases if p.kind == "concurrency"), None)
-    return first.model_copy(update={"name": f"{first.name}{WHOLE_SUFFIX}"}) if first else None
 
 
 def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
@@ -186,66 +102,6 @@ def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
         proc.wait()
     return {"phase": phase.name, "started": started, "load_ended": started + phase.duration_s,
             "finished": time.time(), "exit_code": proc.returncode, "command": cmd}
-
-
-def server_side(source: ServerSideSource, stack: str, windows: list[dict[str, Any]],
-                run_start: float, run_end: float, step_s: float) -> dict[str, Any]:
-    """The Prometheus figures of one stack: whole run, per phase, and time series."""
-    def hist_summary(name: str, by: tuple[str, ...], start: float, end: float):
-        out = {}
-        for key, h in source.histogram(name, stack, by, start, end).items():
-            out["/".join(key) or "all"] = {"count": h.count, "mean_s": h.mean,
-                                           "p50_s": h.quantile(0.5), "p95_s": h.quantile(0.95),
-                                           "p99_s": h.quantile(0.99)}
-        return out
-
-    def counters(name: str, by: tuple[str, ...], start: float, end: float):
-        return {"/".join(k) or "all": v
-                for k, v in source.counter_increase(name, stack, by, start, end).items()}
-
-    def gauge_max(name: str, by: tuple[str, ...], start: float, end: float):
-        series = source.gauge_range(name, stack, by, start, end, step_s)
-        return {"/".join(k): max((v for _, v in pts), default=0.0) for k, pts in series.items()}
-
-    phases = {}
-    for w in windows:
-        start, end = w["server_start"], w["server_end"]
-        duration = max(end - start, 1e-9)
-        tokens = counters("pipeline_generated_tokens_total", (), start, end)
-        phases[w["phase"]] = {
-            "window": [start, end],
-            "stage_seconds": hist_summary("pipeline_stage_seconds", ("stage",), start, end),
-            "hop_seconds": hist_summary("pipeline_hop_seconds", ("stage",), start, end),
-            "request_seconds": hist_summary("pipeline_request_seconds", (), start, end),
-            "requests_by_status": counters("pipeline_requests_total", ("status",), start, end),
-            "generated_tokens_per_s": tokens.get("all", 0.0) / duration,
-            "max_queue_depth": gauge_max("pipeline_generation_queue_depth", ("tier",),
-                                         start, end),
-            "max_inflight": gauge_max("pipeline_stage_inflight", ("stage",), start, end),
-        }
-    return {
-        "window": [run_start, run_end],
-        "stage_seconds": hist_summary("pipeline_stage_seconds", ("stage",), run_start, run_end),
-        "hop_seconds": hist_summary("pipeline_hop_seconds", ("stage",), run_start, run_end),
-        "request_seconds": hist_summary("pipeline_request_seconds", (), run_start, run_end),
-        "ttft_seconds": hist_summary("pipeline_time_to_first_token_seconds", (), run_start,
-                                     run_end),
-        "tpot_seconds": hist_summary("pipeline_time_per_output_token_seconds", (), run_start,
-                                     run_end),
-        "requests_by_status": counters("pipeline_requests_total", ("status",), run_start,
-                                       run_end),
-        "generated_tokens": counters("pipeline_generated_tokens_total", (), run_start, run_end),
-        "prompt_tokens": counters("pipeline_prompt_tokens_total", (), run_start, run_end),
-        "phases": phases,
-        "series": {
-            "queue_depth": {"/".join(k): v for k, v in source.gauge_range(
-                "pipeline_generation_queue_depth", stack, ("tier",), run_start, run_end,
-                step_s).items()},
-            "inflight": {"/".join(k): v for k, v in source.gauge_range(
-                "pipeline_stage_inflight", stack, ("stage",), run_start, run_end,
-                step_s).items()},
-        },
-    }
 
 
 def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Path,
@@ -293,7 +149,7 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         # Read after the run and the export lag: Ray exports a replica's metrics (vLLM's among
         # them) every ~10 s, so right after warm-up they may not be on its endpoint yet.
         detected = detect_engine(scrape_texts(handle.metrics_urls))
-        server = server_side(store.source, stack, windows, run_start + lag, run_end + lag,
+        server = server_figures(store.source, stack, windows, run_start + lag, run_end + lag,
                              store.scrape_interval_s)
         progress.update(task_id, description=f"{stack}: stopping")
     records = results.load_records(raw_dir / "records.jsonl")
@@ -349,7 +205,7 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
         if before_stop is not None:
             before_stop(store, context)
         store_note = store.note
-    env = report.environment(settings, per_stack, store_note)
+    env = host.environment(settings, per_stack, store_note)
     path = report.write_report(out, scenario, per_stack, env, errors,
                                engine_parity=engine_parity)
     console.print(f"[bold green]report:[/] {path / 'index.html'}  ({path / 'report.md'})")

@@ -24,6 +24,7 @@ shapes.py) comes as JSON in `TWINSERVE_LOAD_PHASE`; without it, plain `-u/-r/-t`
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -60,19 +61,22 @@ _records_lock = threading.Lock()
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    parser.add_argument("--stack-name", default=os.environ.get("TWINSERVE_STACK", "unknown"),
+    """Our options; each also reads its `TWINSERVE_*` variable through locust's own `env_var`
+    (the harness sets some by environment, some on the command line)."""
+    parser.add_argument("--stack-name", default="unknown", env_var="TWINSERVE_STACK",
                         help="stack label written into every record")
-    parser.add_argument("--no-stream", action="store_true",
-                        default=os.environ.get("TWINSERVE_STREAM", "1") == "0",
-                        help="send stream=false (KServe through its graph cannot stream)")
-    parser.add_argument("--max-tokens", type=int,
-                        default=int(os.environ.get("TWINSERVE_MAX_TOKENS", "48")))
-    parser.add_argument("--ignore-eos", action="store_true",
-                        default=os.environ.get("TWINSERVE_IGNORE_EOS", "1") == "1",
+    parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
+                        env_var="TWINSERVE_STREAM",
+                        help="--no-stream sends stream=false (KServe through its graph cannot "
+                             "stream)")
+    parser.add_argument("--max-tokens", type=int, default=48, env_var="TWINSERVE_MAX_TOKENS")
+    parser.add_argument("--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
+                        env_var="TWINSERVE_IGNORE_EOS",
                         help="generate exactly --max-tokens tokens, the same work on every stack")
-    parser.add_argument("--records", default=os.environ.get("TWINSERVE_RECORDS", ""),
+    parser.add_argument("--records", default="", env_var="TWINSERVE_RECORDS",
                         help="append one JSON line per request to this file")
-    parser.add_argument("--request-timeout", type=float, default=180.0)
+    parser.add_argument("--request-timeout", type=float, default=180.0,
+                        env_var="TWINSERVE_REQUEST_TIMEOUT")
 
 
 @events.test_start.add_listener
@@ -120,7 +124,7 @@ class PipelineUser(HttpUser):
         self.write(record)
 
     def body(self, question: str) -> dict[str, Any]:
-        stream = not self.options.no_stream
+        stream = self.options.stream
         body: dict[str, Any] = {"model": "pipeline", "stream": stream, "temperature": 0.0,
                                 "max_tokens": self.options.max_tokens,
                                 "ignore_eos": bool(self.options.ignore_eos),
@@ -130,7 +134,7 @@ class PipelineUser(HttpUser):
         return body
 
     def send(self, question: str) -> dict[str, Any]:
-        stream = not self.options.no_stream
+        stream = self.options.stream
         record: dict[str, Any] = {
             "stack": self.options.stack_name, "phase": PHASE.name if PHASE else None,
             "stream": stream, "question": question, "sent": time.time(),

@@ -9,11 +9,12 @@ kept beside them, raw, as a cross-check.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from loadtests.shapes import ArrivalPhase, ConcurrencyPhase
 
@@ -27,13 +28,8 @@ def load_records(path: Path) -> list[dict[str, Any]]:
 
 
 def percentile(values: list[float], p: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default), None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    """Linear-interpolated percentile (numpy's default method), None for no values."""
+    return float(np.percentile(values, p)) if values else None
 
 
 def distribution(values: list[float]) -> dict[str, float | None]:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from loadtests.shapes import ArrivalPhase, ConcurrencyPhase, Phase
 
+WHOLE_SUFFIX = "-whole"  # the in-process reference's extra non-streaming phase
+
 
 class Scenario(BaseModel):
     """One benchmark: warm-up, then the phases in order, each a separate locust run."""
@@ -28,6 +30,14 @@ class Scenario(BaseModel):
     @property
     def load_seconds(self) -> float:
         return sum(p.duration_s for p in self.phases)
+
+
+def whole_reference_phase(scenario: Scenario) -> Phase | None:
+    """The first concurrency phase again, answered whole (`stream: false`), for the in-process
+    reference only: KServe cannot stream, so its serving overhead is measured against the
+    reference answering the same way (per-token SSE work is not free on a 2-core machine)."""
+    first = next((p for p in scenario.phases if p.kind == "concurrency"), None)
+    return first.model_copy(update={"name": f"{first.name}{WHOLE_SUFFIX}"}) if first else None
 
 
 SMOKE = Scenario(

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,9 +24,10 @@ from loadtests.serverside import HistogramDelta, Key, fold_histogram
 
 _RAY = re.compile(f"^{RAY_PREFIX_REGEX}$")
 SeriesId = tuple[str, str, tuple[tuple[str, str], ...]]  # target, sample name, sorted labels
+Sample = tuple[str, dict[str, str], float]  # name (Ray's prefix stripped), labels, value
 
 
-def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
+def parse_exposition(text: str) -> list[Sample]:
     """(name, labels, value) of every pipeline sample, with Ray's prefix stripped."""
     out = []
     for family in text_string_to_metric_families(text):
@@ -34,6 +36,22 @@ def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
             if name.startswith("pipeline_"):
                 out.append((name, dict(sample.labels), float(sample.value)))
     return out
+
+
+def scrape(client: httpx.Client, urls: list[str],
+           errors: dict[str, str] | None = None) -> Iterator[tuple[str, float, list[Sample]]]:
+    """One pass over `urls`: (url, when, pipeline samples) for each that answered; a failure is
+    noted in `errors` (by URL) and skipped. The only /metrics poll in the harness: the fallback
+    scraper and the experiments' timeline both go through it."""
+    for url in urls:
+        now = time.time()
+        try:
+            samples = parse_exposition(client.get(url).text)
+        except (httpx.HTTPError, ValueError) as exc:
+            if errors is not None:
+                errors[url] = str(exc)
+            continue
+        yield url, now, samples
 
 
 class FallbackScraper:
@@ -68,13 +86,7 @@ class FallbackScraper:
         with self._lock:
             urls = [u for us in self.targets.values() for u in us]
         with httpx.Client(timeout=self.interval_s) as client:
-            for url in urls:
-                now = time.time()
-                try:
-                    samples = parse_exposition(client.get(url).text)
-                except (httpx.HTTPError, ValueError) as exc:
-                    self.errors[url] = str(exc)
-                    continue
+            for url, now, samples in scrape(client, urls, self.errors):
                 with self._lock:
                     for name, labels, value in samples:
                         times, values = self._series[(url, name, tuple(sorted(labels.items())))]

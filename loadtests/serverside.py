@@ -6,13 +6,14 @@ The harness asks three kinds of question, and both sources answer them the same 
   computed here with Prometheus's own `histogram_quantile` interpolation;
 - a gauge over time, summed by some labels (`gauge_range`), for queue depth and in-flight plots.
 Everything is filtered on the contract's `stack` label, so one Prometheus holds all stacks.
+`server_figures` asks them for one stack's run: whole run, per phase, and time series.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from loadtests.prometheus import PrometheusServer, window
 
@@ -130,3 +131,63 @@ class PromQLSource:
         from loadtests.prometheus import parse_matrix
 
         return {tuple(s.labels.get(b, "") for b in by): s.points for s in parse_matrix(raw)}
+
+
+def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str, Any]],
+                run_start: float, run_end: float, step_s: float) -> dict[str, Any]:
+    """The Prometheus figures of one stack: whole run, per phase, and time series."""
+    def hist_summary(name: str, by: tuple[str, ...], start: float, end: float):
+        out = {}
+        for key, h in source.histogram(name, stack, by, start, end).items():
+            out["/".join(key) or "all"] = {"count": h.count, "mean_s": h.mean,
+                                           "p50_s": h.quantile(0.5), "p95_s": h.quantile(0.95),
+                                           "p99_s": h.quantile(0.99)}
+        return out
+
+    def counters(name: str, by: tuple[str, ...], start: float, end: float):
+        return {"/".join(k) or "all": v
+                for k, v in source.counter_increase(name, stack, by, start, end).items()}
+
+    def gauge_max(name: str, by: tuple[str, ...], start: float, end: float):
+        series = source.gauge_range(name, stack, by, start, end, step_s)
+        return {"/".join(k): max((v for _, v in pts), default=0.0) for k, pts in series.items()}
+
+    phases = {}
+    for w in windows:
+        start, end = w["server_start"], w["server_end"]
+        duration = max(end - start, 1e-9)
+        tokens = counters("pipeline_generated_tokens_total", (), start, end)
+        phases[w["phase"]] = {
+            "window": [start, end],
+            "stage_seconds": hist_summary("pipeline_stage_seconds", ("stage",), start, end),
+            "hop_seconds": hist_summary("pipeline_hop_seconds", ("stage",), start, end),
+            "request_seconds": hist_summary("pipeline_request_seconds", (), start, end),
+            "requests_by_status": counters("pipeline_requests_total", ("status",), start, end),
+            "generated_tokens_per_s": tokens.get("all", 0.0) / duration,
+            "max_queue_depth": gauge_max("pipeline_generation_queue_depth", ("tier",),
+                                         start, end),
+            "max_inflight": gauge_max("pipeline_stage_inflight", ("stage",), start, end),
+        }
+    return {
+        "window": [run_start, run_end],
+        "stage_seconds": hist_summary("pipeline_stage_seconds", ("stage",), run_start, run_end),
+        "hop_seconds": hist_summary("pipeline_hop_seconds", ("stage",), run_start, run_end),
+        "request_seconds": hist_summary("pipeline_request_seconds", (), run_start, run_end),
+        "ttft_seconds": hist_summary("pipeline_time_to_first_token_seconds", (), run_start,
+                                     run_end),
+        "tpot_seconds": hist_summary("pipeline_time_per_output_token_seconds", (), run_start,
+                                     run_end),
+        "requests_by_status": counters("pipeline_requests_total", ("status",), run_start,
+                                       run_end),
+        "generated_tokens": counters("pipeline_generated_tokens_total", (), run_start, run_end),
+        "prompt_tokens": counters("pipeline_prompt_tokens_total", (), run_start, run_end),
+        "phases": phases,
+        "series": {
+            "queue_depth": {"/".join(k): v for k, v in source.gauge_range(
+                "pipeline_generation_queue_depth", stack, ("tier",), run_start, run_end,
+                step_s).items()},
+            "inflight": {"/".join(k): v for k, v in source.gauge_range(
+                "pipeline_stage_inflight", stack, ("stage",), run_start, run_end,
+                step_s).items()},
+        },
+    }

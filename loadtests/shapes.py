@@ -130,7 +130,3 @@ def shape_tick(phase: ConcurrencyPhase | ArrivalPhase,
     users = phase.pool_size
     return users, float(users)  # spawn the whole pool at once: no ramp inside a phase
 
-
-def achieved_rate(send_times: list[float], duration_s: float) -> float:
-    """Requests actually sent per second over the phase (the number to set beside the target)."""
-    return len(send_times) / duration_s if duration_s > 0 else 0.0

@@ -63,7 +63,6 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("pipeline_revision_info", "gauge", ("stack", "stage", "revision"),
                "Which revision each stage runs (value 1)."),
 )
-METRIC_BY_NAME = {m.name: m for m in METRICS}
 
 
 class Instrument(Protocol):

@@ -2,7 +2,9 @@
 
 One run serves two checks: the report (summary.json, report.md, index.html hold numbers for
 kserve, rayserve and inprocess) and the Grafana dashboard (every panel query, run against the
-run's own Prometheus before it stops, returns data for both stacks). About 8 minutes.
+run's own Prometheus before it stops, returns data for both stacks). About 8 minutes; how long
+it took is printed and kept in the run's directory (`test_duration.json`), not asserted: on a
+shared machine a duration measures the neighbours as much as the code.
 """
 
 from __future__ import annotations
@@ -53,11 +55,10 @@ def run(settings: Settings, tmp_path_factory) -> dict:
     started = time.perf_counter()
     path = compare(settings, "smoke", False, out, Console(width=120),
                    before_stop=check_dashboard)
-    return {"path": path, "seconds": time.perf_counter() - started, "dashboard": dashboard}
-
-
-def test_smoke_finishes_in_under_eight_minutes(run):
-    assert run["seconds"] < 8 * 60
+    seconds = time.perf_counter() - started
+    (path / "test_duration.json").write_text(json.dumps({"compare_smoke_s": round(seconds, 1)}))
+    print(f"compare --scenario smoke took {seconds:.0f} s (report in {path})")
+    return {"path": path, "seconds": seconds, "dashboard": dashboard}
 
 
 def test_summary_holds_numbers_for_every_stack(run):

@@ -9,7 +9,7 @@ import time
 import pytest
 from rich.console import Console
 
-from loadtests.harness import metrics_store
+from loadtests.metrics_store import metrics_store
 from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.schemas import ChatCompletionRequest, PipelineState
 

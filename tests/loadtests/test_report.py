@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from loadtests import report, results
-from loadtests.harness import whole_reference_phase
+from loadtests import host, report, results, tables
 from loadtests.measure import tpot_ms
-from loadtests.scenarios import get_scenario
+from loadtests.scenarios import get_scenario, whole_reference_phase
 from shared_pipeline.config import Settings
+from shared_pipeline.schemas import STAGES
 
 SCENARIO = get_scenario("smoke")
 
@@ -29,9 +29,9 @@ def fake_result(stack: str, e2e: float, streams: bool, engine: str, plan=SCENARI
                         "error": "rejected 503: queue full", "rejected": True, "e2e_ms": 3.0})
     phases = [results.phase_stats(records, p, 1000.0, 1000.0 + p.duration_s) for p in plan]
     hist = {"count": 15.0, "mean_s": 0.02, "p50_s": 0.015, "p95_s": 0.04, "p99_s": 0.05}
-    stages = {s: dict(hist) for s in report.STAGES}
+    stages = {s: dict(hist) for s in STAGES}
     server = {"window": [1000.0, 1060.0], "stage_seconds": stages,
-              "hop_seconds": {s: dict(hist) for s in report.STAGES[1:]},
+              "hop_seconds": {s: dict(hist) for s in STAGES[1:]},
               "request_seconds": {"all": hist}, "ttft_seconds": {"all": hist},
               "tpot_seconds": {"all": hist}, "requests_by_status": {"ok": 15.0, "rejected": 3.0},
               "generated_tokens": {"all": 240.0},
@@ -51,7 +51,7 @@ def written(tmp_path_factory):
                                           [*SCENARIO.phases, whole]),
                  "kserve": fake_result("kserve", 1100.0, False, "transformers"),
                  "rayserve": fake_result("rayserve", 900.0, True, "vllm")}
-    env = report.environment(Settings(), per_stack, "fallback scraper")
+    env = host.environment(Settings(), per_stack, "fallback scraper")
     report.write_report(out, SCENARIO, per_stack, env, {})
     return out
 
@@ -81,7 +81,7 @@ def test_markdown_states_the_differences_and_tables(written):
     assert "rejected 503: queue full" in md
     assert "0.40 → " in md  # requested vs achieved rate of the Poisson phase
     assert "| inprocess | c1-whole | 1 users, answers whole |" in md
-    for stage in report.STAGES:
+    for stage in STAGES:
         assert stage in md
 
 
@@ -97,6 +97,6 @@ def test_html_embeds_the_plots_and_the_same_tables(written):
 
 
 def test_fmt_and_to_markdown():
-    assert report.fmt(None) == "n/a" and report.fmt(1234.5, 1) == "1,234.5"
-    assert report.to_markdown((["a"], [])) == "_none_\n"
-    assert report.to_markdown((["a", "b"], [[1, "x|y"]])).splitlines()[2] == "| 1 | x\\|y |"
+    assert tables.fmt(None) == "n/a" and tables.fmt(1234.5, 1) == "1,234.5"
+    assert tables.to_markdown((["a"], [])) == "_none_\n"
+    assert tables.to_markdown((["a", "b"], [[1, "x|y"]])).splitlines()[2] == "| 1 | x\\|y |"

@@ -12,7 +12,6 @@ from loadtests.shapes import (
     ArrivalPhase,
     ArrivalSchedule,
     ConcurrencyPhase,
-    achieved_rate,
     arrival_offsets,
     parse_phase,
     shape_tick,
@@ -71,11 +70,6 @@ def test_phase_json_round_trip_picks_the_kind():
     assert parse_phase(phase.model_dump_json()) == phase
     assert isinstance(parse_phase('{"kind": "concurrency", "name": "c", "users": 2, '
                                   '"duration_s": 3}'), ConcurrencyPhase)
-
-
-def test_achieved_rate():
-    assert achieved_rate([1.0, 2.0, 3.0], 6.0) == 0.5
-    assert achieved_rate([], 0) == 0.0
 
 
 def test_scenarios_fit_their_time_budgets():
