@@ -163,6 +163,8 @@ class ChatCompletionRequest(BaseModel):
     @field_validator("stop", mode="before")
     @classmethod
     def _one_stop_is_a_list(cls, stop: Any) -> Any:
+        if stop is not None and not isinstance(stop, str | list):
+            raise ValueError(f"stop must be a string or a list of up to {MAX_STOP} strings")
         return [stop] if isinstance(stop, str) else stop
 
     @field_validator("stop")
