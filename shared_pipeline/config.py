@@ -55,6 +55,9 @@ class RetrieveSettings(_Section):
 class RerankSettings(_Section):
     top_n: int = Field(3, gt=0, le=20, description="passages put in the prompt")
     cross_encoder: str | None = None  # a local sentence-transformers CrossEncoder path
+    # Passages of one source document (title) in the prompt while other documents are left;
+    # None: no limit.
+    max_per_document: int | None = Field(1, gt=0)
 
 
 class RouteSettings(_Section):

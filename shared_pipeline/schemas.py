@@ -9,100 +9,15 @@ from __future__ import annotations
 import time
 import uuid
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, Field, ValidationError
 
+# The request model lives in chat_request.py; importers keep reading it from here.
+from shared_pipeline.chat_request import PIPELINE_MODEL, ChatCompletionRequest, error_param
 from shared_pipeline.config import Settings, Tier
 
-PIPELINE_MODEL = "pipeline"
 STAGES = ("retrieve", "rerank", "route", "generate", "postprocess")
-
-
-# ---------------------------------------------------------------- the request (OpenAI chat API)
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant"]
-    content: StrictStr = Field(min_length=1)
-
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    include_usage: StrictBool = False
-
-
-class PipelineOptions(BaseModel):
-    """The `pipeline` extension of a request: retrieval depth and a forced tier."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    top_k: StrictInt | None = Field(None, gt=0, le=50)
-    tier: Tier | None = None
-
-
-class ChatCompletionRequest(BaseModel):
-    """An OpenAI chat-completions request, validated against the configured limits.
-
-    Validate with `parse_chat_request` so the limits (model length, input size) apply. Fields
-    OpenAI defines that the pipeline cannot honour are refused, never silently ignored.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: StrictStr = PIPELINE_MODEL
-    messages: list[Message] = Field(min_length=1)
-    max_tokens: StrictInt | None = Field(None, gt=0)
-    max_completion_tokens: StrictInt | None = Field(None, gt=0)
-    temperature: StrictFloat = Field(0.0, ge=0.0, le=2.0)  # strict floats still take ints
-    top_p: StrictFloat = Field(1.0, gt=0.0, le=1.0)
-    seed: StrictInt | None = None
-    stream: StrictBool = False
-    stream_options: StreamOptions | None = None
-    n: StrictInt = Field(1, ge=1, le=1, description="one choice per request")
-    user: StrictStr | None = None
-    ignore_eos: StrictBool = False  # benchmark clients (vllm bench serve) send it
-    pipeline: PipelineOptions = PipelineOptions()
-
-    @field_validator("messages")
-    @classmethod
-    def _has_user_turn(cls, messages: list[Message], info: ValidationInfo) -> list[Message]:
-        if not any(m.role == "user" for m in messages):
-            raise ValueError("messages must contain at least one user message")
-        limit = (info.context or {}).get("max_input_chars")
-        total = sum(len(m.content) for m in messages)
-        if limit is not None and total > limit:
-            raise ValueError(f"input is {total} characters; the limit is {limit}")
-        return messages
-
-    @field_validator("max_tokens", "max_completion_tokens")
-    @classmethod
-    def _below_model_limit(cls, value: int | None, info: ValidationInfo) -> int | None:
-        limit = (info.context or {}).get("max_model_len")
-        if value is not None and limit is not None and value >= limit:
-            raise ValueError(f"{value} tokens must be below the model limit {limit}")
-        return value
-
-    @property
-    def requested_tokens(self) -> int | None:
-        return self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
-
-    @property
-    def query(self) -> str:
-        """The question to retrieve for: the last user turn."""
-        return next(m.content for m in reversed(self.messages) if m.role == "user")
 
 
 class RequestError(Exception):
@@ -143,7 +58,7 @@ def parse_chat_request(payload: Any, settings: Settings) -> ChatCompletionReques
         )
     except ValidationError as exc:
         err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        param = error_param(err["loc"])
         raise RequestError(400, f"{param}: {err['msg']}" if param else err["msg"], param) from None
     if request.model != PIPELINE_MODEL:
         raise RequestError(404, f"model '{request.model}' does not exist; this server serves "
@@ -246,6 +161,9 @@ def pipeline_extension(state: PipelineState) -> dict[str, Any]:
         "revisions": state.stage_revisions(),
         "tier": state.tier,
         "tier_reason": state.tier_reason,
+        # What the generator was given, in prompt order ([1], [2], ... in the prompt).
+        "documents": [{"id": d.id, "title": d.title, "score": d.score, "rank": rank}
+                      for rank, d in enumerate(state.reranked, 1)],
         "citations": [c.model_dump() for c in answer.citations] if answer else [],
         "cites_nothing": answer.cites_nothing if answer else None,
         "timings": state.stage_ms(),

@@ -35,4 +35,9 @@ def check_answer(answer: dict, revision: str, request_id: str, max_tokens: int) 
     assert ext["request_id"] == request_id  # x-request-id reached every stage
     assert list(ext["timings"]) == list(STAGES)
     assert ext["citations"] or ext["cites_nothing"]
+    # What the answer rests on: the prompt's passages in order; citations are a subset of them.
+    assert [d["rank"] for d in ext["documents"]] == list(range(1, len(ext["documents"]) + 1))
+    assert ext["documents"] and all(set(d) == {"id", "title", "score", "rank"}
+                                    for d in ext["documents"])
+    assert {c["id"] for c in ext["citations"]} <= {d["id"] for d in ext["documents"]}
     assert 0 < answer["usage"]["completion_tokens"] <= max_tokens

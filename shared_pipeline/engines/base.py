@@ -12,16 +12,35 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared_pipeline.config import Settings
-from shared_pipeline.schemas import Completion
+from shared_pipeline.schemas import ChatCompletionRequest, Completion
 
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """What one request asks of the engine; every field is honoured by both engines.
+
+    `stop`: the text ends before the first of these strings (finish reason `stop`), which is not
+    part of the output, as in OpenAI's API and vLLM. The penalties are OpenAI's: a token's logit
+    is lowered by `frequency_penalty` per time it was already generated and by `presence_penalty`
+    once if it was (prompt tokens do not count, as in vLLM).
+    """
+
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
     ignore_eos: bool = False
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+    @classmethod
+    def for_request(cls, r: ChatCompletionRequest, default_max_tokens: int) -> SamplingParams:
+        return cls(max_tokens=r.requested_tokens or default_max_tokens,
+                   temperature=float(r.temperature), top_p=float(r.top_p), seed=r.seed,
+                   ignore_eos=r.ignore_eos, stop=tuple(r.stop or ()),
+                   presence_penalty=float(r.presence_penalty),
+                   frequency_penalty=float(r.frequency_penalty))
 
 
 @dataclass

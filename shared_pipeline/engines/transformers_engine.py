@@ -18,7 +18,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.generation.streamers import BaseStreamer
 
 from shared_pipeline.config import Settings
@@ -52,7 +59,8 @@ class _Job:
     def batch_key(self) -> tuple:
         """Jobs share a batch only if one `generate` call can honour all their parameters."""
         p = self.params
-        return (p.temperature > 0, p.temperature, p.top_p, p.seed, p.ignore_eos)
+        return (p.temperature > 0, p.temperature, p.top_p, p.seed, p.ignore_eos,
+                p.presence_penalty, p.frequency_penalty)  # stop strings are per row
 
 
 class _RowStreamer(BaseStreamer):
@@ -64,7 +72,8 @@ class _RowStreamer(BaseStreamer):
         self._prompt_tokens = prompt_tokens
         self._seen_prompt = False
         self.tokens: list[list[int]] = [[] for _ in jobs]
-        self._text: list[str] = ["" for _ in jobs]
+        self._text: list[str] = ["" for _ in jobs]  # emitted so far
+        self._full: list[str] = ["" for _ in jobs]  # decoded so far, cut at a stop string
         self.done = [False for _ in jobs]
 
     def put(self, value: torch.Tensor) -> None:
@@ -86,17 +95,55 @@ class _RowStreamer(BaseStreamer):
             text = self._tok.decode(self.tokens[row], skip_special_tokens=True)
             if text.endswith("\ufffd") and finish is None:  # half a multi-byte character
                 continue
-            delta, self._text[row] = text[len(self._text[row]):], text
-            if finish:
-                self.done[row] = True
-            if delta or finish:
-                job.emit(Delta(delta, len(self.tokens[row]), self._prompt_tokens[row], finish))
+            text, finish = _cut_at_stop(text, job.params.stop, finish)
+            self._full[row] = text
+            self._send(row, finish)
+
+    def _send(self, row: int, finish: str | None) -> None:
+        """Emit what is new; while a stop string could still be completing, hold back its
+        length - 1 characters so no emitted text is ever taken back."""
+        full, emitted = self._full[row], self._text[row]
+        stops = self._jobs[row].params.stop
+        hold = max(map(len, stops), default=1) - 1 if finish is None else 0
+        visible = full[: max(len(emitted), len(full) - hold)]
+        delta, self._text[row] = visible[len(emitted):], visible
+        if finish:
+            self.done[row] = True
+        if delta or finish:
+            self._jobs[row].emit(Delta(delta, len(self.tokens[row]), self._prompt_tokens[row],
+                                       finish))
 
     def end(self) -> None:
-        for row, job in enumerate(self._jobs):
+        for row in range(len(self._jobs)):
             if not self.done[row]:
-                self.done[row] = True
-                job.emit(Delta("", len(self.tokens[row]), self._prompt_tokens[row], "length"))
+                self._send(row, "length")
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...], finish: str | None
+                 ) -> tuple[str, str | None]:
+    """`text` up to the first stop string (which is dropped) and finish reason `stop`."""
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return (text[: min(found)], "stop") if found else (text, finish)
+
+
+class _Penalties(LogitsProcessor):
+    """OpenAI's presence and frequency penalties over the tokens generated so far (not the
+    prompt, as vLLM counts them): transformers' own `repetition_penalty` is a different,
+    multiplicative rule, so it cannot stand in for them."""
+
+    def __init__(self, prompt_len: int, presence: float, frequency: float) -> None:
+        self._prompt_len = prompt_len
+        self._presence = presence
+        self._frequency = frequency
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
+                 ) -> torch.FloatTensor:
+        generated = input_ids[:, self._prompt_len:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - counts * self._frequency - (counts > 0).to(scores.dtype) * self._presence
 
 
 class _RowsDone(StoppingCriteria):
@@ -218,8 +265,12 @@ class TransformersEngine:
         max_new = max(j.params.max_tokens for j in batch)
         self.generate_calls += 1
         self.batch_sizes.append(len(batch))
+        penalties = LogitsProcessorList()
+        if params.presence_penalty or params.frequency_penalty:
+            penalties.append(_Penalties(enc["input_ids"].shape[1], params.presence_penalty,
+                                        params.frequency_penalty))
         self.model.generate(
-            **enc, max_new_tokens=max_new, streamer=streamer,
+            **enc, max_new_tokens=max_new, streamer=streamer, logits_processor=penalties,
             stopping_criteria=StoppingCriteriaList([_RowsDone(streamer)]),
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=None if params.ignore_eos else self.tokenizer.eos_token_id,

@@ -71,7 +71,9 @@ class VLLMEngine:
             raise EngineOverloaded(self._waiting, self._settings.max_queue)
         sampling = VLLMSamplingParams(
             max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
-            seed=params.seed, ignore_eos=params.ignore_eos, output_kind=RequestOutputKind.DELTA)
+            seed=params.seed, ignore_eos=params.ignore_eos, stop=list(params.stop) or None,
+            presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
+            output_kind=RequestOutputKind.DELTA)
         self._waiting += 1
         waiting = True
         tokens = 0

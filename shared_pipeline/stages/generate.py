@@ -37,10 +37,7 @@ class Generator:
                                                          add_generation_prompt=True)
 
     def sampling(self, state: PipelineState) -> SamplingParams:
-        r = state.request
-        return SamplingParams(max_tokens=r.requested_tokens or self._settings.default_max_tokens,
-                              temperature=float(r.temperature), top_p=float(r.top_p),
-                              seed=r.seed, ignore_eos=r.ignore_eos)
+        return SamplingParams.for_request(state.request, self._settings.default_max_tokens)
 
     async def stream(self, state: PipelineState) -> AsyncIterator[str]:
         """Yield text deltas; when the stream ends, `state.completion` holds the totals."""

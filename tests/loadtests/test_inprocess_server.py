@@ -18,6 +18,7 @@ import pytest
 
 from loadtests.shapes import PHASE_ENV, ConcurrencyPhase
 from shared_pipeline.config import Settings
+from tests.request_table import ACCEPTED, REFUSED
 from twinserve.inprocess_server import RunningServer, running_stack
 
 pytestmark = pytest.mark.slow
@@ -74,6 +75,7 @@ def test_streaming_sends_chunks_then_usage_then_done(server):
     assert final["choices"][0]["finish_reason"] == "length"
     assert final["usage"]["completion_tokens"] == 12
     assert final["pipeline"]["citations"] is not None
+    assert [d["rank"] for d in final["pipeline"]["documents"]] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("body,status,param", [
@@ -142,3 +144,18 @@ def test_locust_phase_measures_e2e_ttft_and_tpot(server, tmp_path):
     # the built-in row was rewritten to e2e, not left at time-to-headers
     assert stats["chat stream"]["max_response_time"] >= max(r["e2e_ms"] for r in ok) - 1
     assert stats["ttft"]["num_requests"] == len(ok)
+
+
+@pytest.mark.parametrize(("body", "status", "param"), REFUSED.values(), ids=REFUSED.keys())
+def test_request_table_refusals_over_http(server, body, status, param):
+    r = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
+    assert r.status_code == status
+    assert r.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize("body", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_request_table_accepted_over_http(server, body):
+    r = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    if not body.get("stream"):
+        assert r.json()["pipeline"]["documents"]

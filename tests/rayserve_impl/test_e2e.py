@@ -102,6 +102,7 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] in ("stop", "length")
     ext = final["pipeline"]
+    assert ext["documents"]  # the last chunk names what the answer rests on
     assert ext["revision"] == revision_of(settings) and ext["tier"] in ("small", "large")
     assert ext["citations"] or ext["cites_nothing"]
     assert list(ext["timings"]) == list(STAGES)

@@ -128,3 +128,63 @@ def test_full_queue_is_refused_fast(settings, loop) -> None:
     served = [r for r in results if not isinstance(r, BaseException)]
     assert refused and served  # some answered, the overflow refused instead of queued
     assert refused[0].retry_after_s >= 1
+
+
+@pytest.mark.parametrize("name", ["transformers", "vllm"])
+def test_stop_strings_are_honoured(name, request, loop) -> None:
+    """The text ends right before the first stop string, whole and streamed alike; a stop
+    string longer than one token exercises the streamer's hold-back."""
+    engine = request.getfixturevalue(f"{name}_engine")
+    prompt = chat(engine, "What is a Python list?")
+    full = loop.run_until_complete(complete(engine, prompt, SamplingParams(max_tokens=40),
+                                            f"stop-full-{name}"))
+    words = full.text.split(" ")
+    assert len(words) > 5, full.text
+    stop = " " + words[4]  # a word in the middle, with its leading space
+    expected = full.text[: full.text.find(stop)]
+    params = SamplingParams(max_tokens=40, stop=("never-seen", stop))
+    cut = loop.run_until_complete(complete(engine, prompt, params, f"stop-cut-{name}"))
+
+    async def streamed() -> str:
+        return "".join([d.text async for d in engine.stream(prompt, params, f"stop-s-{name}")])
+
+    print(f"\n{name}: full {full.text!r}\nstop {stop!r} -> {cut.text!r}")
+    assert (cut.text, cut.finish_reason) == (expected, "stop")
+    assert loop.run_until_complete(streamed()) == expected
+    assert cut.completion_tokens < full.completion_tokens
+
+
+def test_stop_strings_are_per_row_in_a_batch(transformers_engine, loop) -> None:
+    prompt = chat(transformers_engine, "What is a tuple?")
+    plain = SamplingParams(max_tokens=24)
+    full = loop.run_until_complete(complete(transformers_engine, prompt, plain, "row-full"))
+    stop = " " + full.text.split(" ")[3]
+
+    async def both():
+        return await asyncio.gather(
+            complete(transformers_engine, prompt, plain, "row-a"),
+            complete(transformers_engine, prompt, SamplingParams(max_tokens=24, stop=(stop,)),
+                     "row-b"))
+
+    a, b = loop.run_until_complete(both())
+    assert a.text == full.text
+    assert b.text == full.text[: full.text.find(stop)] and b.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("name", ["transformers", "vllm"])
+def test_frequency_and_presence_penalties_are_honoured(name, request, loop) -> None:
+    """A prompt that invites repetition: penalised, the most repeated token repeats less."""
+    engine = request.getfixturevalue(f"{name}_engine")
+    prompt = chat(engine, "Write the word cat twenty times, separated by spaces.")
+
+    def top_count(params: SamplingParams, rid: str) -> tuple[int, str]:
+        out = loop.run_until_complete(complete(engine, prompt, params, rid))
+        ids = engine.tokenizer(out.text, add_special_tokens=False)["input_ids"]
+        return max(ids.count(t) for t in set(ids)), out.text
+
+    plain, plain_text = top_count(SamplingParams(max_tokens=40, ignore_eos=True), f"p0-{name}")
+    penalised, text = top_count(SamplingParams(max_tokens=40, ignore_eos=True,
+                                               frequency_penalty=1.5, presence_penalty=0.5),
+                                f"p1-{name}")
+    print(f"\n{name}: plain x{plain} {plain_text!r}\npenalised x{penalised} {text!r}")
+    assert penalised < plain

@@ -41,6 +41,27 @@ def test_answer_has_citations_tier_revision_and_timings(pipeline, settings) -> N
     assert set(ext["timings"]) == set(STAGES)
     assert body["usage"]["completion_tokens"] <= 32
     assert all(c["id"].split("#")[0] == c["title"] for c in ext["citations"])
+    documents = ext["documents"]  # what the generator was given, in prompt order
+    assert [d["rank"] for d in documents] == [1, 2, 3]
+    assert {c["id"] for c in ext["citations"]} <= {d["id"] for d in documents}
+
+
+def test_text_parts_developer_role_and_stop_on_the_real_pipeline(pipeline, settings) -> None:
+    """An SDK-shaped request: list content, a developer turn, a stop string."""
+    plain = pipeline.loop.run_until_complete(pipeline.answer(request(
+        settings, "What does the pass statement do?")))
+    text = plain["choices"][0]["message"]["content"]
+    stop = " " + text.split(" ")[3]
+    body = pipeline.loop.run_until_complete(pipeline.answer(parse_chat_request({
+        "messages": [{"role": "developer", "content": "Answer briefly."},
+                     {"role": "user", "content": [{"type": "text",
+                                                   "text": "What does the pass statement do?"}]}],
+        "max_tokens": 32, "stop": [stop], "presence_penalty": 0, "logprobs": False}, settings)))
+    print(f"\nplain {text!r}\nstop {stop!r}: {body['choices'][0]['message']['content']!r}")
+    content = body["choices"][0]["message"]["content"]
+    assert content and text.startswith(content) and len(content) < text.find(stop) + 1
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["pipeline"]["documents"]
 
 
 def test_stream_yields_chunks_then_the_extension(pipeline, settings) -> None:
@@ -57,6 +78,7 @@ def test_stream_yields_chunks_then_the_extension(pipeline, settings) -> None:
     assert final["choices"][0]["finish_reason"] in {"stop", "length"}
     assert final["pipeline"]["tier"] == "large" and "forced" in final["pipeline"]["tier_reason"]
     assert "pipeline" not in chunks[1]
+    assert [d["rank"] for d in final["pipeline"]["documents"]] == [1, 2, 3]
 
 
 def test_cli_ask_json(settings) -> None:

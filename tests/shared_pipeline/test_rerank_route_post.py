@@ -90,3 +90,27 @@ def test_postprocess_flags_uncited_and_enforces_length() -> None:
     assert answer.truncated and len(answer.text) <= 41 and "<|im_end|>" not in answer.text
     assert post.clean_delta(35, "abcdefghij") == "abcde"  # streaming stops at the limit
     assert clean_text("a\n\n\n\nb  c") == "a\n\nb c"
+
+
+def test_prompt_takes_one_passage_per_document_while_others_are_left() -> None:
+    from shared_pipeline.stages.rerank import diverse
+
+    docs = [Document(id=f"{t}#{i}", title=t, text="x") for t, i in
+            [("a", 0), ("a", 1), ("b", 0), ("a", 2), ("c", 0)]]
+    assert [d.id for d in diverse(docs, 3, 1)] == ["a#0", "b#0", "c#0"]
+    assert [d.id for d in diverse(docs[:4], 3, 1)] == ["a#0", "a#1", "b#0"]  # filled, in order
+    assert [d.id for d in diverse(docs, 3, None)] == ["a#0", "a#1", "b#0"]
+
+
+def test_dense_rerank_keeps_the_retrieval_order_as_evidence(settings) -> None:
+    """The dense rerank model is the dense retriever's model: its order is fused with the
+    retrieval order, so a passage retrieval ranked first (e.g. on BM25) is not dropped for a
+    marginally closer embedding."""
+    reranker = Reranker(settings)
+    docs = [Document(id="with#0", title="with", text="The with statement: __enter__, __exit__."),
+            Document(id="for#0", title="for", text="The for statement iterates."),
+            Document(id="x#0", title="x", text="Bananas are yellow fruit.")]
+    ranked = reranker.rerank("How does the with statement work?", docs, top_n=3)
+    assert ranked[0].id == "with#0"
+    assert all("rerank_fused" in d.scores and "retrieve" in d.scores for d in ranked)
+    assert all(-1.0 <= d.score <= 1.0 for d in ranked)  # still the cosine: the route rule's scale

@@ -48,3 +48,16 @@ def test_search_is_deterministic_and_explained(retriever: Retriever) -> None:
     assert first[0].title in {"with", "context-managers", "compound"}
     assert all(d.scores for d in first)  # per-retriever ranks kept for explanation
     assert retriever.search("the of and", 5)  # a stopword-only query still gets dense hits
+
+
+def test_prompt_passages_keep_what_fusion_found(settings) -> None:
+    """Issue 11 item 4, on every labelled question (deterministic): the passages that reach the
+    prompt recall the topic at least as well as fusion's top 5 did, and >= 0.95."""
+    from loadtests.bench_retrieval import measure_recall
+
+    recall = measure_recall(settings)
+    print(f"\nrecall: {recall}")
+    for split, row in recall.items():
+        prompt = row[f"prompt@{settings.rerank.top_n}"]
+        assert prompt >= 0.95, (split, row)
+        assert prompt >= row["fused@5"] - 0.02, (split, row)
