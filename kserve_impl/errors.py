@@ -1,6 +1,8 @@
 """Error answers of the KServe stage servers: one exception, one handler, the OpenAI body shape.
 
-A stage raises `StageError` (status, `RequestError.to_body()` JSON, optional headers). One handler,
+A stage raises `StageError`: the answer of the shared table (`shared_pipeline.errors.error_answer`:
+`RequestError` as it is, an overload 503 with `Retry-After`, anything else a generic 500), the
+state so far, the headers. One handler,
 registered on KServe's FastAPI app, turns it into the response and counts the finished request in
 `pipeline_requests_total`, so every error answer is counted exactly once, where it is produced.
 
@@ -10,8 +12,8 @@ maps its own exception types to fixed bodies (`{"error": "..."}`) in `protocol/r
 `HTTPException` answers `{"detail": ...}`. A handler for our own exception class on the app keeps
 the status and the body we choose, and the router passes both on through the graph (Hard steps).
 
-`PipelineDataPlane` covers the one error raised before any model code runs: a body that is not
-JSON (KServe's `DataPlane.decode` raises `InvalidInput`), so it too gets the OpenAI body shape.
+`PipelineDataPlane` covers KServe's own exception, raised before any model code runs: a body that
+is not JSON (`DataPlane.decode` raises `InvalidInput`) gets the same 400 as on every stack.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput
 from kserve.protocol.dataplane import DataPlane
 
-from shared_pipeline.engines.base import EngineOverloaded
+from shared_pipeline.entry import NOT_JSON
 from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.schemas import PipelineState, RequestError
 
@@ -46,17 +48,6 @@ class StageError(Exception):
     def status(self) -> int:
         return self.error.status
 
-    @classmethod
-    def overloaded(cls, exc: EngineOverloaded, state: PipelineState | None) -> StageError:
-        error = RequestError(503, f"server overloaded: {exc}", None, kind="overloaded_error",
-                             retry_after_s=exc.retry_after_s)
-        return cls(error, state, {"Retry-After": str(exc.retry_after_s)})
-
-    @classmethod
-    def internal(cls, stage: str, exc: BaseException, state: PipelineState | None) -> StageError:
-        return cls(RequestError(500, f"{stage} failed: {type(exc).__name__}: {exc}", None,
-                                kind="server_error"), state)
-
 
 class PipelineDataPlane(DataPlane):
     """KServe's data plane, with an undecodable body reported as a 400 in the OpenAI shape."""
@@ -64,8 +55,8 @@ class PipelineDataPlane(DataPlane):
     def decode(self, body, headers, *args: Any, **kwargs: Any):
         try:
             return super().decode(body, headers, *args, **kwargs)
-        except InvalidInput as exc:
-            raise StageError(RequestError(400, f"request body is not valid JSON: {exc}")) from None
+        except InvalidInput:
+            raise StageError(RequestError(400, NOT_JSON)) from None
 
 
 def install_error_handling(server: kserve.ModelServer, metrics: PipelineMetrics) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 from kserve_impl.errors import StageError
 from kserve_impl.stage import StageModel
 from shared_pipeline.config import Settings
+from shared_pipeline.entry import enter
 from shared_pipeline.pipeline import Step
-from shared_pipeline.schemas import PipelineState, RequestError, parse_chat_request
+from shared_pipeline.schemas import PipelineState, RequestError
 from shared_pipeline.stages.retrieve import Retriever
 
 STREAM_REFUSED = ("stream=true is not available through the KServe InferenceGraph: its router "
@@ -26,11 +27,9 @@ class RetrieverModel(StageModel):
 
     def read_state(self, payload: Any, headers: dict[str, str]) -> PipelineState:
         try:
-            request = parse_chat_request(payload, self.settings)
+            state = enter(payload, self.settings, self.revision, headers.get("x-request-id"))
         except RequestError as exc:
             raise StageError(exc) from None
-        if request.stream:
+        if state.request.stream:
             raise StageError(RequestError(400, STREAM_REFUSED, "stream"))
-        state = PipelineState.start(request, headers.get("x-request-id"))
-        state.revision = self.revision
         return state

@@ -10,7 +10,6 @@ request comes in and the OpenAI answer goes out.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
 import kserve
@@ -18,13 +17,11 @@ from pydantic import ValidationError
 
 from kserve_impl.errors import StageError
 from shared_pipeline.config import Settings
-from shared_pipeline.engines.base import EngineOverloaded
+from shared_pipeline.errors import error_answer
 from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.pipeline import Step, run_stage
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import PipelineState, RequestError
-
-logger = logging.getLogger(__name__)
 
 
 class StageModel(kserve.Model):
@@ -84,9 +81,7 @@ class StageModel(kserve.Model):
             state = await run_stage(self.metrics, self.stage, self._step, state)
         except StageError:
             raise
-        except EngineOverloaded as exc:
-            raise StageError.overloaded(exc, state) from None
-        except Exception as exc:
-            logger.exception("%s failed (request %s)", self.stage, state.request_id)
-            raise StageError.internal(self.stage, exc, state) from None
+        except Exception as exc:  # the shared table: overload 503, anything else a generic 500
+            error, error_headers = error_answer(exc, state.request_id, where=self.stage)
+            raise StageError(error, state, error_headers) from None
         return self.answer(state)

@@ -14,7 +14,7 @@ from ray import serve
 from rayserve_impl.stage import StageDeployment
 from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Engine, make_engine
-from shared_pipeline.pipeline import run_stage
+from shared_pipeline.pipeline import Step
 from shared_pipeline.schemas import PipelineState
 from shared_pipeline.stages.generate import Generator
 
@@ -52,11 +52,9 @@ class GeneratorDeployment(StageDeployment):
         super().__init__(settings)
         await self.engine.start()
 
-    def build(self, settings: Settings) -> None:
+    def build(self, settings: Settings) -> Step:
         self.generator = Generator(settings, self.engine, self.tier, self.metrics)
-
-    async def run(self, state: PipelineState) -> PipelineState:
-        return await run_stage(self.metrics, self.stage, self.generator.run, state)
+        return self.generator.run
 
     async def stream(self, state: PipelineState) -> AsyncIterator[GenerationEvent]:
         """Yield text deltas as the engine makes them, then the final state (call with

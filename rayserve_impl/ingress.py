@@ -6,22 +6,23 @@ passing each `DeploymentResponse` straight into the next call (Serve resolves it
 replicas), generation goes to the tier's generator, post-processing ends the request.
 
 Streaming (`stream: true`): the generator's streaming method yields text deltas as vLLM makes
-them, then once the final `PipelineState` (the completion totals). The ingress cleans each delta
-(`PostProcessor.clean_delta`, cheap and local), frames it as a `chat.completion.chunk`, and at the
-end sends the final state to the postprocessor deployment for citations and the `pipeline`
-extension, which the last chunk carries before `data: [DONE]`.
+them, then once the final `PipelineState` (the completion totals). The ingress cleans and frames
+the deltas with the in-process server's code (`shared_pipeline.streaming.content_chunks`), and at
+the end sends the final state to the postprocessor deployment for citations and the `pipeline`
+extension, which the last chunk carries before `data: [DONE]`. A stream that fails after its
+headers ends with one error event, then `data: [DONE]` (`sse_failure`), as on every stack.
 
-Errors: every refusal is the shared OpenAI-style body (`RequestError.to_body()`): bad input 400,
-unknown model 404, a full queue (Serve's `BackPressureError` from a stage's `max_queued_requests`,
-or vLLM's `EngineOverloaded`) 503 with `Retry-After`, anything else 500.
+Errors: the request enters through `shared_pipeline.entry` and every refusal comes from the shared
+table (`shared_pipeline.errors.error_answer`): bad input 400, unknown model 404, a full queue 503
+with `Retry-After`, anything else a generic 500. This module adds only Ray's own exceptions: a
+`RayTaskError` is unwrapped to what the replica raised, and Serve's `BackPressureError` (a stage's
+`max_queued_requests`) becomes the shared `Overloaded`, keeping its status and retry delay.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,52 +37,28 @@ from rayserve_impl.generate import GenerationEvent
 from rayserve_impl.live_config import apply_user_config
 from rayserve_impl.metrics import pipeline_metrics
 from shared_pipeline.config import Settings
-from shared_pipeline.engines.base import EngineOverloaded
-from shared_pipeline.pipeline import sse
+from shared_pipeline.entry import enter, read_json
+from shared_pipeline.errors import ErrorAnswer, Overloaded, error_answer
 from shared_pipeline.revision import revision_of
-from shared_pipeline.schemas import (
-    PipelineState,
-    RequestError,
-    chat_chunk,
-    chat_completion,
-    models_list,
-    parse_chat_request,
-)
+from shared_pipeline.schemas import PipelineState, RequestError, chat_completion, models_list
 from shared_pipeline.stages.postprocess import PostProcessor
+from shared_pipeline.streaming import DONE, content_chunks, final_chunk, sse, sse_failure
 
 logger = logging.getLogger(__name__)
 
 api = FastAPI(title="twinserve pipeline on Ray Serve")
 
 REQUEST_ID_HEADER = "x-request-id"
-# Retry-After when a rejection carries no delay of its own (a stage without `retry_after_s`).
-DEFAULT_RETRY_AFTER_S = 1
 
 
-def _cause(exc: BaseException) -> BaseException:
-    """The exception a replica raised, unwrapped from Ray's `RayTaskError` when it is wrapped."""
+def ray_error_answer(exc: BaseException, request_id: str,
+                     where: str = "request") -> ErrorAnswer:
+    """The shared table's answer, after Ray's own exceptions are translated to shared ones."""
     if isinstance(exc, RayTaskError) and exc.cause is not None:
-        return exc.cause
-    return exc
-
-
-def as_request_error(exc: BaseException) -> tuple[RequestError, dict[str, str]]:
-    """Map an exception to the error answer (and headers) every stack gives for it."""
-    cause = _cause(exc)
-    if isinstance(cause, RequestError):
-        return cause, {}
-    if isinstance(cause, BackPressureError):
-        retry = cause.retry_after_s if cause.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
-        retry = max(1, round(retry))
-        return (RequestError(cause.status_code, f"server overloaded: {cause.message}",
-                             kind="overloaded_error", retry_after_s=retry),
-                {"Retry-After": str(retry)})
-    if isinstance(cause, EngineOverloaded):
-        retry = max(1, round(cause.retry_after_s))
-        return (RequestError(503, f"server overloaded: {cause}", kind="overloaded_error",
-                             retry_after_s=retry),
-                {"Retry-After": str(retry)})
-    return RequestError(500, f"internal error: {type(cause).__name__}", kind="server_error"), {}
+        exc = exc.cause  # what the replica raised
+    if isinstance(exc, BackPressureError):
+        exc = Overloaded(exc.message, exc.retry_after_s, exc.status_code)
+    return error_answer(exc, request_id, where)
 
 
 def error_response(error: RequestError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -94,6 +71,16 @@ async def _chain(first: GenerationEvent,
     yield first
     async for event in rest:
         yield event
+
+
+async def _texts(events: AsyncIterator[GenerationEvent],
+                 final: list[PipelineState]) -> AsyncIterator[str]:
+    """The text deltas; the final state the generator sends last is appended to `final`."""
+    async for event in events:
+        if isinstance(event, PipelineState):
+            final.append(event)
+        else:
+            yield event
 
 
 # NOTE: Serve ships this class to the replica by value; module-level helpers it calls must be
@@ -132,23 +119,16 @@ class PipelineIngress:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         try:
-            body = await request.body()
-            try:
-                payload = json.loads(body)
-            except ValueError as exc:
-                raise RequestError(400, f"request body is not valid JSON: {exc}") from None
-            chat = parse_chat_request(payload, self.settings)
+            state = enter(read_json(await request.body()), self.settings, self.revision,
+                          request.headers.get(REQUEST_ID_HEADER))
         except RequestError as exc:
             self.metrics.finished(None, exc.status)
             return error_response(exc)
-        state = PipelineState.start(chat, request_id)
-        state.revision = self.revision
-        headers = {REQUEST_ID_HEADER: request_id}
+        headers = {REQUEST_ID_HEADER: state.request_id}
         try:
             state = await self._prepare(state)
-            if chat.stream:
+            if state.request.stream:
                 return await self._stream(state, headers)
             generated = self.generators[state.tier].run.remote(state)
             state = await self.postprocessor.run.remote(generated)  # counts the request
@@ -165,9 +145,7 @@ class PipelineIngress:
 
     def _refuse(self, state: PipelineState, exc: Exception,
                 headers: dict[str, str]) -> JSONResponse:
-        error, extra = as_request_error(exc)
-        if error.status >= 500 and error.kind == "server_error":
-            logger.error("request %s failed", state.request_id, exc_info=exc)
+        error, extra = ray_error_answer(exc, state.request_id)
         self.metrics.finished(state, error.status)
         return error_response(error, {**headers, **extra})
 
@@ -182,30 +160,20 @@ class PipelineIngress:
 
     async def _sse(self, state: PipelineState, first: GenerationEvent,
                    events: DeploymentResponseGenerator) -> AsyncIterator[str]:
-        yield sse(chat_chunk(state, {"role": "assistant", "content": ""}))
-        emitted = 0
-        final = state
+        final = [state]
         try:
-            async for event in _chain(first, events):
-                if isinstance(event, PipelineState):
-                    final = event
-                    continue
-                piece = self.cleaner.clean_delta(emitted, event)
-                if piece:
-                    emitted += len(piece)
-                    yield sse(chat_chunk(state, {"content": piece}))
-            state = await self.postprocessor.run.remote(final)  # counts the request
+            async for chunk in content_chunks(state, self.cleaner,
+                                              _texts(_chain(first, events), final)):
+                yield sse(chunk)
+            state = await self.postprocessor.run.remote(final[-1])  # counts the request
         except asyncio.CancelledError:  # the client went away: stop generating for it
             events.cancel()
-            self.metrics.finished(final, 499)
+            self.metrics.finished(final[-1], 499)
             raise
-        except Exception as exc:  # headers are sent: the error becomes the last event
-            error, _ = as_request_error(exc)
-            logger.error("stream %s failed", state.request_id, exc_info=exc)
-            self.metrics.finished(final, error.status)
-            yield sse(error.to_body())
-            yield sse("[DONE]")
+        except Exception as exc:  # headers are sent: the error event, then [DONE]
+            error, _ = ray_error_answer(exc, state.request_id, where="stream")
+            self.metrics.finished(final[-1], error.status)
+            yield sse_failure(error)
             return
-        finish = (state.completion.finish_reason if state.completion else None) or "stop"
-        yield sse(chat_chunk(state, {}, finish_reason=finish, final=True))
-        yield sse("[DONE]")
+        yield sse(final_chunk(state))
+        yield sse(DONE)

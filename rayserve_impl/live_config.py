@@ -15,8 +15,6 @@ from typing import Any
 from shared_pipeline.config import Settings
 from shared_pipeline.revision import RevisionChange
 
-LiveConfig = RevisionChange  # what a deployment's `user_config` may hold
-
 
 def apply_user_config(settings: Settings, user_config: dict[str, Any] | None) -> Settings:
     """Validate a deployment's `user_config` and apply it to the settings it was built with."""

@@ -6,7 +6,7 @@ from ray import serve
 
 from rayserve_impl.stage import StageDeployment
 from shared_pipeline.config import Settings
-from shared_pipeline.pipeline import run_stage
+from shared_pipeline.pipeline import Step
 from shared_pipeline.schemas import PipelineState
 from shared_pipeline.stages.postprocess import PostProcessor
 
@@ -21,10 +21,11 @@ class PostProcessorDeployment(StageDeployment):
 
     stage = "postprocess"
 
-    def build(self, settings: Settings) -> None:
+    def build(self, settings: Settings) -> Step:
         self.postprocessor = PostProcessor(settings)
+        return self.postprocessor.finish
 
     async def run(self, state: PipelineState) -> PipelineState:
-        state = await run_stage(self.metrics, self.stage, self.postprocessor.finish, state)
-        self.metrics.finished(state, 200)
+        state = await super().run(state)
+        self.metrics.finished(state, 200)  # the request ends here
         return state

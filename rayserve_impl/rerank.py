@@ -7,8 +7,7 @@ from ray import serve
 from rayserve_impl.stage import StageDeployment
 from shared_pipeline.config import Settings
 from shared_pipeline.index import PassageIndex
-from shared_pipeline.pipeline import run_stage
-from shared_pipeline.schemas import PipelineState
+from shared_pipeline.pipeline import Step
 from shared_pipeline.stages.rerank import Reranker
 
 
@@ -18,10 +17,8 @@ class RerankerDeployment(StageDeployment):
 
     stage = "rerank"
 
-    def build(self, settings: Settings) -> None:
+    def build(self, settings: Settings) -> Step:
         if getattr(self, "index", None) is None and not settings.rerank.cross_encoder:
             self.index = PassageIndex(settings)  # loaded once; kept across reconfigures
         self.reranker = Reranker(settings, index=getattr(self, "index", None))
-
-    async def run(self, state: PipelineState) -> PipelineState:
-        return await run_stage(self.metrics, self.stage, self.reranker.run, state)
+        return self.reranker.run

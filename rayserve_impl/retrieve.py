@@ -6,8 +6,7 @@ from ray import serve
 
 from rayserve_impl.stage import StageDeployment
 from shared_pipeline.config import Settings
-from shared_pipeline.pipeline import run_stage
-from shared_pipeline.schemas import PipelineState
+from shared_pipeline.pipeline import Step
 from shared_pipeline.stages.retrieve import Retriever
 
 
@@ -17,9 +16,7 @@ class RetrieverDeployment(StageDeployment):
 
     stage = "retrieve"
 
-    def build(self, settings: Settings) -> None:
+    def build(self, settings: Settings) -> Step:
         previous = getattr(self, "retriever", None)
         self.retriever = Retriever(settings, index=previous.index if previous else None)
-
-    async def run(self, state: PipelineState) -> PipelineState:
-        return await run_stage(self.metrics, self.stage, self.retriever.run, state)
+        return self.retriever.run

@@ -6,8 +6,7 @@ from ray import serve
 
 from rayserve_impl.stage import StageDeployment
 from shared_pipeline.config import Settings
-from shared_pipeline.pipeline import run_stage
-from shared_pipeline.schemas import PipelineState
+from shared_pipeline.pipeline import Step
 from shared_pipeline.stages.route import Router
 
 
@@ -17,8 +16,6 @@ class RouterDeployment(StageDeployment):
 
     stage = "route"
 
-    def build(self, settings: Settings) -> None:
+    def build(self, settings: Settings) -> Step:
         self.router = Router(settings)
-
-    async def run(self, state: PipelineState) -> PipelineState:
-        return await run_stage(self.metrics, self.stage, self.router.run, state)
+        return self.router.run

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from shared_pipeline.config import Settings
 from shared_pipeline.engines.base import Engine, make_engine
+from shared_pipeline.entry import begin
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import (
     STAGES,
     ChatCompletionRequest,
     PipelineState,
-    chat_chunk,
     chat_completion,
 )
 from shared_pipeline.stages.generate import Generator
@@ -29,25 +28,20 @@ from shared_pipeline.stages.postprocess import PostProcessor
 from shared_pipeline.stages.rerank import Reranker
 from shared_pipeline.stages.retrieve import Retriever
 from shared_pipeline.stages.route import Router
+from shared_pipeline.streaming import content_chunks, final_chunk
 
 # What a stage adapter runs on a state: a stage object's sync `run` (sent to a worker thread)
 # or an async one (generation). Both stacks' `build(settings)` return one.
 Step = Callable[[PipelineState], PipelineState | Awaitable[PipelineState]]
 
 
-async def run_stage(metrics: PipelineMetrics, name: str, step: Callable[[PipelineState], Any],
+async def run_stage(metrics: PipelineMetrics, name: str, step: Step,
                     state: PipelineState) -> PipelineState:
     """Run one stage on `state` inside its metrics; sync stages go to a worker thread."""
     with metrics.stage(state, name):
         if inspect.iscoroutinefunction(step):
             return await step(state)
         return await asyncio.to_thread(step, state)
-
-
-def sse(payload: dict[str, Any] | str) -> str:
-    """One server-sent event line, as OpenAI servers frame them."""
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n"
 
 
 class InProcessPipeline:
@@ -76,10 +70,7 @@ class InProcessPipeline:
     async def stop(self) -> None:
         await self.engine.stop()
 
-    async def _prepare(self, request: ChatCompletionRequest,
-                       request_id: str | None) -> PipelineState:
-        state = PipelineState.start(request, request_id)
-        state.revision = self.revision
+    async def _prepare(self, state: PipelineState) -> PipelineState:
         for name, step in (("retrieve", self.retriever.run), ("rerank", self.reranker.run),
                            ("route", self.router.run)):
             state = await run_stage(self.metrics, name, step, state)
@@ -87,7 +78,11 @@ class InProcessPipeline:
 
     async def run(self, request: ChatCompletionRequest,
                   request_id: str | None = None) -> PipelineState:
-        state = await self._prepare(request, request_id)
+        return await self.run_state(begin(request, self.revision, request_id))
+
+    async def run_state(self, state: PipelineState) -> PipelineState:
+        """Every stage on a started state (`shared_pipeline.entry`), the answer in `answer`."""
+        state = await self._prepare(state)
         state = await run_stage(self.metrics, "generate", self.generators[state.tier].run, state)
         state = await run_stage(self.metrics, "postprocess", self.postprocessor.finish, state)
         self.metrics.finished(state, 200)
@@ -97,19 +92,17 @@ class InProcessPipeline:
                      request_id: str | None = None) -> dict[str, Any]:
         return chat_completion(await self.run(request, request_id))
 
-    async def stream(self, request: ChatCompletionRequest,
-                     request_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, request: ChatCompletionRequest,
+               request_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        return self.stream_state(begin(request, self.revision, request_id))
+
+    async def stream_state(self, state: PipelineState) -> AsyncIterator[dict[str, Any]]:
         """`chat.completion.chunk`s as tokens are made; the last carries citations and timings."""
-        state = await self._prepare(request, request_id)
-        yield chat_chunk(state, {"role": "assistant", "content": ""})
-        emitted = 0
+        state = await self._prepare(state)
         with self.metrics.stage(state, "generate"):
-            async for text in self.generators[state.tier].stream(state):
-                piece = self.postprocessor.clean_delta(emitted, text)
-                if piece:
-                    emitted += len(piece)
-                    yield chat_chunk(state, {"content": piece})
+            async for chunk in content_chunks(state, self.postprocessor,
+                                              self.generators[state.tier].stream(state)):
+                yield chunk
         state = await run_stage(self.metrics, "postprocess", self.postprocessor.finish, state)
         self.metrics.finished(state, 200)
-        finish = state.completion.finish_reason if state.completion else "stop"
-        yield chat_chunk(state, {}, finish_reason=finish or "stop", final=True)
+        yield final_chunk(state)

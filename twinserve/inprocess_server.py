@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -33,37 +32,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from shared_pipeline.config import Settings
-from shared_pipeline.engines.base import EngineOverloaded
-from shared_pipeline.pipeline import InProcessPipeline, sse
-from shared_pipeline.schemas import (
-    RequestError,
-    chat_completion,
-    models_list,
-    parse_chat_request,
-)
+from shared_pipeline.entry import enter, read_json
+from shared_pipeline.errors import error_answer
+from shared_pipeline.pipeline import InProcessPipeline
+from shared_pipeline.schemas import PipelineState, RequestError, chat_completion, models_list
+from shared_pipeline.streaming import DONE, sse, sse_failure
 
 logger = logging.getLogger(__name__)
 
 STACK = "inprocess"
+REQUEST_ID_HEADER = "x-request-id"
 
 
-def error_response(exc: RequestError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status, headers=headers)
-
-
-def overloaded(exc: EngineOverloaded) -> JSONResponse:
-    """Fast refusal with a retry hint: the queue is full, waiting longer would not help."""
-    refusal = RequestError(503, f"server overloaded: {exc}", None, kind="overloaded_error",
-                           retry_after_s=exc.retry_after_s)
-    return error_response(refusal, {"Retry-After": str(exc.retry_after_s)})
-
-
-async def _read_json(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RequestError(400, "request body is not valid JSON") from None
+def error_response(error: RequestError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
 
 
 def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) -> FastAPI:
@@ -104,32 +86,29 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         try:
-            chat = parse_chat_request(await _read_json(request), settings)
+            state = enter(read_json(await request.body()), settings, pipeline.revision,
+                          request.headers.get(REQUEST_ID_HEADER))
         except RequestError as exc:
             pipeline.metrics.finished(None, exc.status)
             return error_response(exc)
-        request_id = request.headers.get("x-request-id")
-        if chat.stream:
-            return await _stream_response(pipeline, chat, request_id)
+        if state.request.stream:
+            return await _stream_response(pipeline, state)
         try:
-            state = await pipeline.run(chat, request_id)
-        except EngineOverloaded as exc:
-            pipeline.metrics.finished(None, 503)
-            return overloaded(exc)
-        except Exception as exc:  # answered as a 500 with the error shape
-            logger.exception("request failed")
-            pipeline.metrics.finished(None, 500)
-            return error_response(RequestError(500, f"pipeline failed: {exc}", None,
-                                               kind="server_error"))
+            state = await pipeline.run_state(state)
+        except Exception as exc:  # the shared table: overload 503, anything else a generic 500
+            error, headers = error_answer(exc, state.request_id)
+            pipeline.metrics.finished(None, error.status)
+            return error_response(error, headers)
         return JSONResponse(chat_completion(state))
 
     return app
 
 
-async def _stream_response(pipeline: InProcessPipeline, chat, request_id: str | None) -> Response:
+async def _stream_response(pipeline: InProcessPipeline, state: PipelineState) -> Response:
     """SSE answer. Chunks are read up to the first generated one before the headers go out, so
     a full generator queue is still a proper 503 and not an error inside a 200 stream."""
-    chunks = pipeline.stream(chat, request_id)
+    request_id = state.request_id
+    chunks = pipeline.stream_state(state)
     head: list[dict[str, Any]] = []
     try:
         async for chunk in chunks:
@@ -137,14 +116,10 @@ async def _stream_response(pipeline: InProcessPipeline, chat, request_id: str | 
             delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
             if delta.get("content") or chunk["choices"][0]["finish_reason"]:
                 break
-    except EngineOverloaded as exc:
-        pipeline.metrics.finished(None, 503)
-        return overloaded(exc)
     except Exception as exc:
-        logger.exception("stream failed before the first token")
-        pipeline.metrics.finished(None, 500)
-        return error_response(RequestError(500, f"pipeline failed: {exc}", None,
-                                           kind="server_error"))
+        error, headers = error_answer(exc, request_id, where="stream")
+        pipeline.metrics.finished(None, error.status)
+        return error_response(error, headers)
 
     async def body() -> AsyncIterator[str]:
         for chunk in head:
@@ -152,13 +127,12 @@ async def _stream_response(pipeline: InProcessPipeline, chat, request_id: str | 
         try:
             async for chunk in chunks:
                 yield sse(chunk)
-        except Exception as exc:  # headers are sent: report in-band, no [DONE]
-            logger.exception("stream failed mid-answer")
-            pipeline.metrics.finished(None, 500)
-            yield sse(RequestError(500, f"stream failed: {exc}", None,
-                                   kind="server_error").to_body())
+        except Exception as exc:  # headers are sent: the error event, then [DONE]
+            error, _ = error_answer(exc, request_id, where="stream")
+            pipeline.metrics.finished(None, error.status)
+            yield sse_failure(error)
             return
-        yield sse("[DONE]")
+        yield sse(DONE)
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})

@@ -17,7 +17,7 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from rayserve_impl.app import DEPLOYMENT_OPTIONS, build_app
-from rayserve_impl.live_config import LiveConfig, apply_user_config
+from rayserve_impl.live_config import apply_user_config
 from rayserve_impl.serve_config import (
     CLUSTER_OVERLAY,
     MANIFEST_DIR,
@@ -28,7 +28,7 @@ from rayserve_impl.serve_config import (
     with_deployment_overrides,
 )
 from shared_pipeline.config import Settings
-from shared_pipeline.revision import revision_of
+from shared_pipeline.revision import RevisionChange, revision_of
 
 PODMONITOR_PATH = MANIFEST_DIR / "podmonitor.yaml"
 MONITORING_PODMONITORS = MANIFEST_DIR.parent / "monitoring" / "podmonitors.yaml"
@@ -136,7 +136,7 @@ def test_user_config_refuses_what_it_cannot_apply_in_place(settings: Settings,
                                                            problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         apply_user_config(settings, user_config)
-    assert "max_model_len" not in LiveConfig.model_fields
+    assert "max_model_len" not in RevisionChange.model_fields
 
 
 # ---------------------------------------------------------------- KubeRay + Prometheus
