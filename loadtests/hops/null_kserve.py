@@ -14,6 +14,19 @@ from typing import Any
 
 import kserve
 
+HOST = "127.0.0.1"
+
+
+class LoopbackModelServer(kserve.ModelServer):
+    """`kserve.ModelServer` bound to 127.0.0.1: KServe 0.21 hard-codes 0.0.0.0 in its
+    `RESTServer` config, built in `start()` before `setup_event_loop()` and before any socket
+    exists, so the host is set there (the approach of kserve_impl's `--http_host`)."""
+
+    def setup_event_loop(self) -> None:
+        if self._rest_server is not None:
+            self._rest_server.config.host = HOST
+        super().setup_event_loop()
+
 
 class NullModel(kserve.Model):
     """Returns its input: the KServe hop without a stage."""
@@ -38,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     model = NullModel(args.model_name)
     model.load()
-    kserve.ModelServer(http_port=args.http_port, workers=1, enable_grpc=False,
+    LoopbackModelServer(http_port=args.http_port, workers=1, enable_grpc=False,
                        timeout_keep_alive=args.timeout_keep_alive).start([model])
 
 

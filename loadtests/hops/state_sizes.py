@@ -14,6 +14,8 @@ import asyncio
 import pickle
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from shared_pipeline.config import Settings
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
 from shared_pipeline.pipeline import run_stage
@@ -46,7 +48,8 @@ def _sizes(after: str, state: PipelineState) -> dict[str, Any]:
 
 
 async def _measure(settings: Settings, question: str) -> list[dict[str, Any]]:
-    metrics = PipelineMetrics("inprocess", prometheus_instruments())
+    # A private registry: the recorder must not clash with one already in this process.
+    metrics = PipelineMetrics("inprocess", prometheus_instruments(CollectorRegistry()))
     request = parse_chat_request({"model": "pipeline",
                                   "messages": [{"role": "user", "content": question}]}, settings)
     state = PipelineState.start(request)
