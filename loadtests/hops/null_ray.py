@@ -116,16 +116,17 @@ def run_profile(profile: str, sizes: list[int], cells: list[list[int]],
         serve.start(proxy_location="Disabled")
         driver = serve.run(Driver.bind(Null.bind()), name="hops", route_prefix=None)
 
-        async def call_driver() -> list[dict[str, Any]]:
+        async def measure_and_shut_down() -> list[dict[str, Any]]:
             # Under RAY_SERVE_THROUGHPUT_OPTIMIZED a handle's router runs on the caller's loop,
-            # so even this one call is made from inside an event loop.
-            return await driver.measure.remote(PROFILES[profile], sizes, cells, warmup)
+            # so the call, and Serve's shutdown of that handle, happen inside one event loop.
+            rows = await driver.measure.remote(PROFILES[profile], sizes, cells, warmup)
+            if profile == "default":
+                pinger, null = Pinger.remote(), NullActor.remote()
+                rows += await pinger.measure.remote(null, sizes, cells, warmup)
+            await serve.shutdown_async()
+            return rows
 
-        results = asyncio.run(call_driver())
-        if profile == "default":
-            pinger, null = Pinger.remote(), NullActor.remote()
-            results += ray.get(pinger.measure.remote(null, sizes, cells, warmup))
-        serve.shutdown()
+        results = asyncio.run(measure_and_shut_down())
     finally:
         ray.shutdown()
     return results
