@@ -35,7 +35,13 @@ from rich.console import Console
 
 from loadtests.hops.http_side import http_servers, measure_http
 from loadtests.hops.payloads import DEFAULT_SIZES
-from loadtests.hops.report import add_over_floor, markdown, rich_table, state_table
+from loadtests.hops.report import (
+    add_over_floor,
+    floor_summary,
+    markdown,
+    rich_table,
+    state_table,
+)
 
 RAY_PROFILES = {"default": {}, "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}}
 RAY_TIMEOUT_S = 1800
@@ -121,12 +127,14 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     for profile in RAY_PROFILES:
         results["rows"] += run_ray(profile, sizes, cells, args.warmup, console)
     add_over_floor(results["rows"])
+    results["floors"] = floor_summary(results["rows"])
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    console = Console()
+    # Wide enough for the table when the output is a file or a pipe (rich assumes 80 columns).
+    console = Console(width=None if sys.stdout.isatty() else 150)
     results = run(args, console)
     if "state_sizes" in results:
         console.print(state_table(results))

@@ -46,6 +46,16 @@ def add_over_floor(rows: list[dict[str, Any]]) -> None:
         r["over_floor_p50_ms"] = None if floor is None else round(r["p50_ms"] - floor, 3)
 
 
+def floor_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """floor row -> {"<size>@c<concurrency>": p50 ms}: the figures other hop numbers read against
+    (the comparison report's hop section takes them from here)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r["row"].startswith("floor_"):
+            out.setdefault(r["row"], {})[f"{r['size']}@c{r['concurrency']}"] = r["p50_ms"]
+    return out
+
+
 def _grid(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one line per (transport, size), one column pair per concurrency."""
     concurrencies = sorted({r["concurrency"] for r in results["rows"]})
@@ -95,7 +105,8 @@ def markdown(results: dict[str, Any]) -> str:
     header, lines = _grid(results)
     env = results["environment"]
     out = [f"# Hop benchmark, {results['date']}", "",
-           f"`python -m loadtests.bench_hops {results['argv']}` on {env['cpus']} CPUs "
+           f"`{' '.join(['python -m loadtests.bench_hops', results['argv']]).strip()}` on "
+           f"{env['cpus']} CPUs "
            f"(Python {env['python']}, kserve {env['kserve']}, ray {env['ray']}); warmup "
            f"{results['warmup']} calls per cell, discarded.", "", HOP_MEANING, "",
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -111,6 +122,9 @@ def markdown(results: dict[str, Any]) -> str:
                 "|---|---|---|---|---|"]
         out += [f"| {h['after']} | {h['json_bytes']} | {h['pickle_bytes']} | {h['retrieved']} "
                 f"| {h['reranked']} |" for h in sizes["hops"]]
+        between = [h["json_bytes"] for h in sizes["hops"][1:-1]]  # what crosses a stage hop
+        out += ["", f"Between stages the state is {min(between)}-{max(between)} bytes of JSON: "
+                    "the payload column closest to what the pipeline sends is the one to read."]
     for note in results.get("notes", []):
         out += ["", note]
     return "\n".join(out) + "\n"

@@ -65,5 +65,7 @@ def test_tiny_run_measures_every_transport(tmp_path):
                                               "postprocess"]
     assert hops[1]["json_bytes"] > hops[0]["json_bytes"] > 0  # retrieval adds the passages
     assert hops[4]["json_bytes"] > hops[3]["json_bytes"]  # the prompt and the completion
+    assert set(results["floors"]) == {"floor_http", "floor_ray_actor"}
+    assert all(len(f) == len(sizes) * 2 for f in results["floors"].values())
     page = (tmp_path / "hops.md").read_text()
     assert all(f"| {row} |" in page for row in ROWS)
