@@ -34,6 +34,7 @@ from typing import Any
 from rich.console import Console
 
 from loadtests.hops.http_side import http_servers, measure_http
+from loadtests.hops.null_ray import PROFILE_ENV as RAY_PROFILES
 from loadtests.hops.payloads import DEFAULT_SIZES
 from loadtests.hops.report import (
     add_over_floor,
@@ -43,7 +44,6 @@ from loadtests.hops.report import (
     state_table,
 )
 
-RAY_PROFILES = {"default": {}, "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}}
 RAY_TIMEOUT_S = 1800
 
 
