@@ -44,9 +44,9 @@ from shared_pipeline.schemas import (
     RequestError,
     chat_chunk,
     chat_completion,
-    models_list,
     parse_chat_request,
 )
+from shared_pipeline.served_models import models_list
 from shared_pipeline.stages.postprocess import PostProcessor
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class PipelineIngress:
     # ------------------------------------------------------------------ routes
     @api.get("/v1/models")
     async def models(self) -> dict[str, Any]:
-        return models_list()
+        return models_list(self.settings, "rayserve")
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:

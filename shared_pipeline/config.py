@@ -8,11 +8,9 @@ named by `TWINSERVE_CONFIG` (or `--config` on the CLI).
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,19 +18,15 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-EngineName = Literal["transformers", "vllm"]
-Tier = Literal["small", "large"]
-
-# The engine each stack generates with while `generate.engine` is unset (DESIGN.md); setting it
-# (engine parity) puts every stack on that one engine.
-STACK_ENGINES: dict[str, EngineName] = {"inprocess": "transformers", "kserve": "transformers",
-                                        "rayserve": "vllm"}
-
-
-class _Section(BaseModel):
-    """A settings section: unknown keys are typos, refused rather than ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+# Re-exported: callers import the generate section's names from here, as before the split.
+from shared_pipeline.generate_settings import (  # noqa: F401
+    STACK_ENGINES,
+    TIERS,
+    EngineName,
+    GenerateSettings,
+    Tier,
+)
+from shared_pipeline.generate_settings import Section as _Section
 
 
 class CorpusSettings(_Section):
@@ -62,36 +56,9 @@ class RouteSettings(_Section):
 
     long_query_words: int = Field(18, gt=0)
     min_evidence_score: float = Field(0.35, description="best rerank score below this -> large")
-    complex_markers: list[str] = ["why", "compare", "difference", "versus", " vs ", "explain"]
-
-
-class GenerateSettings(_Section):
-    engine: EngineName | None = None  # None: each stack's own (STACK_ENGINES)
-    model_dir: Path | None = None  # None = the SmolLM2 checkpoint made by `twinserve prepare`
-    dtype: Literal["bfloat16", "float32"] = "bfloat16"
-    max_model_len: int = Field(2048, gt=0, description="prompt + completion tokens")
-    default_max_tokens: int = Field(64, gt=0)
-    # dynamic micro-batching (transformers engine)
-    batch_max_size: int = Field(8, gt=0)
-    batch_wait_ms: float = Field(15.0, ge=0)
-    # Waiting requests (beyond the running batch) before new ones get 503 + Retry-After: two
-    # batches' worth, the same bound as the Ray generator's max_queued_requests (16), so an
-    # admitted request waits at most about two batch times instead of an unbounded queue.
-    max_queue: int = Field(16, gt=0, description="waiting requests before new ones are rejected")
-    # vLLM engine (CPU build here; the same code on GPU)
-    vllm_kv_cache_gib: int = Field(2, gt=0)
-    # Fault injection for the rollback experiments (a "much slower generator" revision); 0 in
-    # every shipped config.
-    delay_ms: float = Field(0.0, ge=0, description="sleep before generating (fault injection)")
-
-    def engine_for(self, stack: str) -> EngineName:
-        """The engine `stack` runs: the configured one, else the stack's own."""
-        return self.engine or STACK_ENGINES[stack]
-
-    prompt_template: str = (
-        "You answer questions about Python using only the numbered passages below. "
-        "Cite the passages you use as [1], [2]. Answer in at most three sentences.\n\n{passages}"
-    )
+    complex_markers: list[str] = Field(
+        ["why", "compare", "difference", "versus", " vs ", "explain"],
+        description="words that make a question complex")
 
 
 class PostprocessSettings(_Section):
@@ -140,8 +107,17 @@ class Settings(BaseSettings):
         """The generator checkpoint: configured, or the one `twinserve prepare` converts."""
         return self.generate.model_dir or self.cache_dir / "models" / "smollm2-135m-instruct"
 
+    def tier_model(self, tier: Tier) -> str:
+        """What `tier`'s engine loads: its configured model, else the SmolLM2 checkpoint."""
+        return self.generate.tier(tier).model or str(self.model_dir)
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings (read once; tests build their own `Settings`)."""
-    return Settings()
+    def served_model_name(self, tier: Tier) -> str:
+        """The model's name in answers (`pipeline.model`) and `/v1/models`."""
+        named = self.generate.tier(tier).served_model_name
+        return named or Path(self.tier_model(tier).rstrip("/")).name
+
+    @property
+    def vllm_cache_dir(self) -> Path:
+        """vLLM's cache root (torch.compile artifacts): under the project's cache, so a prepared
+        image or a warm volume starts without recompiling."""
+        return self.cache_dir / "vllm"

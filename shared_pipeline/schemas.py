@@ -174,6 +174,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     ttft_s: float | None = None
     engine: str | None = None
+    model: str | None = None  # the served model name of the tier that answered
 
 
 class Citation(BaseModel):
@@ -246,6 +247,7 @@ def pipeline_extension(state: PipelineState) -> dict[str, Any]:
         "revisions": state.stage_revisions(),
         "tier": state.tier,
         "tier_reason": state.tier_reason,
+        "model": state.completion.model if state.completion else None,
         "citations": [c.model_dump() for c in answer.citations] if answer else [],
         "cites_nothing": answer.cites_nothing if answer else None,
         "timings": state.stage_ms(),

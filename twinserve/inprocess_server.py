@@ -38,9 +38,9 @@ from shared_pipeline.pipeline import InProcessPipeline, sse
 from shared_pipeline.schemas import (
     RequestError,
     chat_completion,
-    models_list,
     parse_chat_request,
 )
+from shared_pipeline.served_models import models_list
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return models_list()
+        return models_list(pipeline.settings, STACK)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
