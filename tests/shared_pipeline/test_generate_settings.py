@@ -80,3 +80,17 @@ def test_cuda_without_a_gpu_fails_loudly_at_load(settings: Settings) -> None:
     for engine in ("transformers", "vllm"):
         with pytest.raises(DeviceUnavailable, match=r"generate\.device is 'cuda'"):
             make_engine(cuda, engine)
+
+
+def test_vllms_own_server_gets_the_engines_flags_and_cache(tmp_path, monkeypatch) -> None:
+    from shared_pipeline.engines.vllm_server import vllm_server_command
+
+    monkeypatch.delenv("VLLM_CACHE_ROOT", raising=False)
+    s = Settings(cache_dir=tmp_path)
+    argv, env = vllm_server_command(s, "large", port=8123)
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert argv[3:-4] == vllm_server_args(s.generate, "large", s.tier_model("large"),
+                                          "smollm2-135m-instruct")
+    assert argv[-4:] == ["--host", "127.0.0.1", "--port", "8123"]
+    assert "--enforce-eager" in argv  # the test run's setting reaches vLLM's server too
+    assert env["VLLM_CACHE_ROOT"] == str(tmp_path / "vllm")
