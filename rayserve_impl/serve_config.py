@@ -1,10 +1,11 @@
 """The Serve config file, and the two documented ways it is adapted: cluster GPUs and local mode.
 
 `manifests/rayserve/serve-config.yaml` is the one config. On a cluster, the RayService carries it
-with `CLUSTER_OVERLAY` applied (the generators ask for a GPU), and nothing else changed; a test
-proves the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on
-the chosen port and passes the caller's `Settings` as the builder's args; tests may add
-deployment overrides (e.g. a tiny queue to show backpressure).
+with `CLUSTER_OVERLAY` applied (each generator asks for a GPU on its tier's worker group) and the
+cluster settings as the app's args (`GPU_CLUSTER_SETTINGS`), nothing else changed; a test proves
+the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on the
+chosen port and passes the caller's `Settings` as the builder's args; tests may add deployment
+overrides (e.g. a tiny queue to show backpressure).
 """
 
 from __future__ import annotations

