@@ -27,7 +27,9 @@ class GeneratorModel(StageModel):
         self.engine: Engine | None = None
 
     def build(self, settings: Settings) -> Step:
-        self.engine = make_engine(settings, settings.generate.engine_for("kserve"))
+        # This tier's engine over this tier's model (generate.tiers.<tier>).
+        self.engine = make_engine(settings, settings.generate.engine_for("kserve", self.tier),
+                                  tier=self.tier)
         # load() runs before the server's event loop exists. A private loop (not asyncio.run,
         # which leaves the main thread without a current loop, and ModelServer.start needs one)
         # loads the weights; the engine's batching thread outlives it and serves jobs from

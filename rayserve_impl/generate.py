@@ -46,9 +46,10 @@ class GeneratorDeployment(StageDeployment):
     async def __init__(self, settings: Settings, tier: Tier) -> None:
         self.tier = tier
         # vLLM unless engine parity (`generate.engine`) puts every stack on one engine.
-        engine = settings.generate.engine_for("rayserve")
+        # This tier's engine over this tier's model (generate.tiers.<tier>).
+        engine = settings.generate.engine_for("rayserve", tier)
         options = {"stat_loggers": engine_stat_loggers()} if engine == "vllm" else {}
-        self.engine: Engine = make_engine(settings, engine, **options)
+        self.engine: Engine = make_engine(settings, engine, tier=tier, **options)
         super().__init__(settings)
         await self.engine.start()
 

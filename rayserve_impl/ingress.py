@@ -40,7 +40,8 @@ from shared_pipeline.config import Settings
 from shared_pipeline.entry import enter, read_json
 from shared_pipeline.errors import ErrorAnswer, Overloaded, error_answer
 from shared_pipeline.revision import revision_of
-from shared_pipeline.schemas import PipelineState, RequestError, chat_completion, models_list
+from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
+from shared_pipeline.served_models import models_list
 from shared_pipeline.stages.postprocess import PostProcessor
 from shared_pipeline.streaming import DONE, content_chunks, final_chunk, sse, sse_failure
 
@@ -115,7 +116,7 @@ class PipelineIngress:
     # ------------------------------------------------------------------ routes
     @api.get("/v1/models")
     async def models(self) -> dict[str, Any]:
-        return models_list()
+        return models_list(self.settings, "rayserve")
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:

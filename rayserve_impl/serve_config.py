@@ -1,10 +1,11 @@
 """The Serve config file, and the two documented ways it is adapted: cluster GPUs and local mode.
 
 `manifests/rayserve/serve-config.yaml` is the one config. On a cluster, the RayService carries it
-with `CLUSTER_OVERLAY` applied (the generators ask for a GPU), and nothing else changed; a test
-proves the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on
-the chosen port and passes the caller's `Settings` as the builder's args; tests may add
-deployment overrides (e.g. a tiny queue to show backpressure).
+with `CLUSTER_OVERLAY` applied (each generator asks for a GPU on its tier's worker group) and the
+cluster settings as the app's args (`GPU_CLUSTER_SETTINGS`), nothing else changed; a test proves
+the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on the
+chosen port and passes the caller's `Settings` as the builder's args; tests may add deployment
+overrides (e.g. a tiny queue to show backpressure).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from shared_pipeline.cluster_settings import GPU_CLUSTER_SETTINGS
 from shared_pipeline.config import Settings
 
 MANIFEST_DIR = Path(__file__).resolve().parents[1] / "manifests" / "rayserve"
@@ -22,11 +24,14 @@ SERVE_CONFIG_PATH = MANIFEST_DIR / "serve-config.yaml"
 RAYSERVICE_PATH = MANIFEST_DIR / "rayservice.yaml"
 APP_NAME = "twinserve"
 
-# The only difference between local and cluster: each generator replica gets one GPU (and the
-# CPUs to feed it) and so lands on the GPU worker group. Everything else stays as in the file.
+# The only differences between local and cluster: each generator replica gets one GPU (and the
+# CPUs to feed it) on its own tier's GPU worker group (a custom resource only that group has: it
+# mounts that tier's model at /mnt/models), and the app gets the cluster settings (model per
+# tier, device, vLLM flags), the same ones the KServe stack loads. Everything else stays.
 CLUSTER_OVERLAY: dict[str, dict[str, Any]] = {
-    "generator-small": {"ray_actor_options": {"num_cpus": 2, "num_gpus": 1}},
-    "generator-large": {"ray_actor_options": {"num_cpus": 2, "num_gpus": 1}},
+    f"generator-{tier}": {"ray_actor_options": {"num_cpus": 2, "num_gpus": 1,
+                                                "resources": {f"twinserve_{tier}": 1}}}
+    for tier in ("small", "large")
 }
 
 
@@ -57,8 +62,13 @@ def with_deployment_overrides(config: dict[str, Any],
 
 
 def cluster_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the RayService's serveConfigV2 must be: the config plus `CLUSTER_OVERLAY`."""
-    return with_deployment_overrides(config or load_serve_config(), CLUSTER_OVERLAY)
+    """What the RayService's serveConfigV2 must be: the config plus `CLUSTER_OVERLAY`, with
+    `GPU_CLUSTER_SETTINGS` as the app's settings overrides."""
+    config = with_deployment_overrides(config or load_serve_config(), CLUSTER_OVERLAY)
+    app = config["applications"][0]
+    app["args"] = {**app.get("args", {}), "settings": json.loads(json.dumps(
+        GPU_CLUSTER_SETTINGS))}
+    return config
 
 
 def local_config(settings: Settings, port: int, *, config: dict[str, Any] | None = None,

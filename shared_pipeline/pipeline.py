@@ -12,7 +12,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from shared_pipeline.config import Settings
+from shared_pipeline.config import TIERS, Settings
 from shared_pipeline.engines.base import Engine, make_engine
 from shared_pipeline.entry import begin
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
@@ -55,20 +55,30 @@ class InProcessPipeline:
         self.retriever = Retriever(settings)
         self.reranker = Reranker(settings, index=self.retriever.index)
         self.router = Router(settings)
-        # Both tiers share one engine in process (the same small model locally); the stacks run
-        # them as separate servers/deployments.
-        self.engine = engine or make_engine(settings)
-        self.generators = {tier: Generator(settings, self.engine, tier, self.metrics)
-                           for tier in ("small", "large")}
+        # Tiers with the same engine and model share one engine in process (locally both serve
+        # SmolLM2); tiers with their own model get their own. The stacks always run them as
+        # separate servers/deployments. An `engine` passed in serves both tiers.
+        self.engines: dict[tuple[str, str], Engine] = {}
+        tier_engines: dict[str, Engine] = {}
+        for tier in TIERS:
+            key = (settings.generate.engine_for("inprocess", tier), settings.tier_model(tier))
+            if engine is None and key not in self.engines:
+                self.engines[key] = make_engine(settings, key[0], tier=tier)
+            tier_engines[tier] = engine or self.engines[key]
+        self.engine = tier_engines["small"]
+        self.generators = {tier: Generator(settings, tier_engines[tier], tier, self.metrics)
+                           for tier in TIERS}
         self.postprocessor = PostProcessor(settings)
         for stage in STAGES:
             self.metrics.revision(stage, self.revision)
 
     async def start(self) -> None:
-        await self.engine.start()
+        for engine in {id(g.engine): g.engine for g in self.generators.values()}.values():
+            await engine.start()
 
     async def stop(self) -> None:
-        await self.engine.stop()
+        for engine in {id(g.engine): g.engine for g in self.generators.values()}.values():
+            await engine.stop()
 
     async def _prepare(self, state: PipelineState) -> PipelineState:
         for name, step in (("retrieve", self.retriever.run), ("rerank", self.reranker.run),

@@ -89,6 +89,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     ttft_s: float | None = None
     engine: str | None = None
+    model: str | None = None  # the served model name of the tier that answered
 
 
 class Citation(BaseModel):
@@ -164,6 +165,7 @@ def pipeline_extension(state: PipelineState) -> dict[str, Any]:
         # What the generator was given, in prompt order ([1], [2], ... in the prompt).
         "documents": [{"id": d.id, "title": d.title, "score": d.score, "rank": rank}
                       for rank, d in enumerate(state.reranked, 1)],
+        "model": state.completion.model if state.completion else None,
         "citations": [c.model_dump() for c in answer.citations] if answer else [],
         "cites_nothing": answer.cites_nothing if answer else None,
         "timings": state.stage_ms(),
@@ -208,7 +210,3 @@ def chat_chunk(state: PipelineState, delta: dict[str, Any], finish_reason: str |
         chunk["pipeline"] = pipeline_extension(state)
     return chunk
 
-
-def models_list() -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": PIPELINE_MODEL, "object": "model",
-                                        "owned_by": "twinserve", "created": 0}]}

@@ -35,7 +35,8 @@ from shared_pipeline.config import Settings
 from shared_pipeline.entry import enter, read_json
 from shared_pipeline.errors import error_answer
 from shared_pipeline.pipeline import InProcessPipeline
-from shared_pipeline.schemas import PipelineState, RequestError, chat_completion, models_list
+from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
+from shared_pipeline.served_models import models_list
 from shared_pipeline.streaming import DONE, sse, sse_failure
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return models_list()
+        return models_list(pipeline.settings, STACK)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

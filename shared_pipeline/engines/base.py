@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared_pipeline.config import Settings
+from shared_pipeline.config import Settings, Tier
 from shared_pipeline.schemas import ChatCompletionRequest, Completion
 
 
@@ -70,6 +70,7 @@ class EngineOverloaded(Exception):
 
 class Engine(Protocol):
     name: str
+    model_name: str  # the served model's name: answers say which model answered
     tokenizer: Any
 
     async def start(self) -> None: ...
@@ -94,21 +95,24 @@ async def complete(engine: Engine, prompt: str, params: SamplingParams,
     return Completion(text="".join(parts), prompt_tokens=last.prompt_tokens if last else 0,
                       completion_tokens=last.completion_tokens if last else 0,
                       finish_reason=last.finish_reason if last else None, ttft_s=ttft,
-                      engine=engine.name)
+                      engine=engine.name, model=engine.model_name)
 
 
-def make_engine(settings: Settings, name: str | None = None, **options: Any) -> Engine:
-    """The configured engine, imported lazily so the other one need not be importable.
+def make_engine(settings: Settings, name: str | None = None, *, tier: Tier = "small",
+                **options: Any) -> Engine:
+    """`tier`'s engine over `tier`'s model, imported lazily so the other engine need not be
+    importable.
 
-    `options` go to the engine's constructor (e.g. vLLM's `stat_loggers`).
+    `name` is the engine (default: what the in-process runner runs for `tier`); `options` go to
+    the engine's constructor (e.g. vLLM's `stat_loggers`).
     """
-    name = name or settings.generate.engine_for("inprocess")
+    name = name or settings.generate.engine_for("inprocess", tier)
     if name == "transformers":
         from shared_pipeline.engines.transformers_engine import TransformersEngine
 
-        return TransformersEngine(settings, **options)
+        return TransformersEngine(settings, tier, **options)
     if name == "vllm":
         from shared_pipeline.engines.vllm_engine import VLLMEngine
 
-        return VLLMEngine(settings, **options)
+        return VLLMEngine(settings, tier, **options)
     raise ValueError(f"unknown engine {name!r}; expected 'transformers' or 'vllm'")

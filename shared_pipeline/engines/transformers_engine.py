@@ -28,8 +28,9 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from shared_pipeline.config import Settings
+from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Delta, EngineOverloaded, SamplingParams
+from shared_pipeline.engines.device import torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +162,12 @@ class TransformersEngine:
 
     name = "transformers"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tier: Tier = "small") -> None:
         self._settings = settings.generate
-        self._model_dir = settings.model_dir
+        # Decided before anything loads: `cuda` without a usable GPU fails here, at load.
+        self.device = torch_device(settings.generate.device)
+        self._model_dir = settings.tier_model(tier)
+        self.model_name = settings.served_model_name(tier)
         self._pending: deque[_Job] = deque()
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -180,13 +184,14 @@ class TransformersEngine:
         if self._thread is not None:
             return
         dtype = getattr(torch, self._settings.dtype)
+        started = time.perf_counter()
         self.model = await asyncio.to_thread(
             AutoModelForCausalLM.from_pretrained, self._model_dir, dtype=dtype)
-        # The GPU when there is one (the generator InferenceServices request nvidia.com/gpu);
-        # CPU otherwise, as on CI.
-        if torch.cuda.is_available():
-            self.model.to("cuda")
+        self.model.to(self.device)  # generate.device, resolved in __init__
         self.model.eval()
+        logger.info("transformers engine started in %.1f s: model %s on %s (%s)",
+                    time.perf_counter() - started, self._model_dir, self.device,
+                    self._settings.dtype)
         self._thread = threading.Thread(target=self._work, name="generate-batcher", daemon=True)
         self._thread.start()
 

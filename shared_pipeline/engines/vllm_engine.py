@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 
-from shared_pipeline.config import Settings
+from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Delta, EngineOverloaded, SamplingParams
+from shared_pipeline.engines.device import check_vllm_device
+from shared_pipeline.generate_settings import vllm_engine_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +26,22 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, settings: Settings, stat_loggers: list | None = None) -> None:
+    def __init__(self, settings: Settings, tier: Tier = "small",
+                 stat_loggers: list | None = None) -> None:
         from transformers import AutoTokenizer
 
         self._settings = settings.generate
+        # The compile cache under the project's cache (before vLLM reads its environment).
+        os.environ.setdefault("VLLM_CACHE_ROOT", str(settings.vllm_cache_dir))
+        # Decided before anything loads: `cuda` on a CPU build or a GPU-less node fails here.
+        self.device = check_vllm_device(settings.generate.device)
         # Extra vLLM stat-logger factories, e.g. Ray Serve passes `RayPrometheusStatLogger` so the
         # engine's own `vllm:*` metrics reach Ray's metrics endpoint (as `ray_vllm_*`).
         self._stat_loggers = stat_loggers
-        self._model_dir = settings.model_dir
+        self._model_dir = settings.tier_model(tier)
+        self._engine_kwargs = vllm_engine_kwargs(settings.generate, tier, self._model_dir)
+        self._cpu_kv_cache_gib = settings.generate.vllm_for(tier).cpu_kv_cache_gib
+        self.model_name = settings.served_model_name(tier)
         self._engine = None
         self._waiting = 0
         self.tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
@@ -39,18 +50,21 @@ class VLLMEngine:
         if self._engine is not None:
             return
         # KV cache size on the CPU backend (GiB); ignored by GPU builds.
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._settings.vllm_kv_cache_gib))
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._cpu_kv_cache_gib))
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(model=str(self._model_dir), dtype=self._settings.dtype,
-                               max_model_len=self._settings.max_model_len, enforce_eager=True,
-                               disable_log_stats=False)
+        args = AsyncEngineArgs(**self._engine_kwargs, disable_log_stats=False)
+        started = time.perf_counter()
         # Built in a worker thread: the ~35 s start does not block the caller's event loop, and
         # with no running loop there AsyncLLM starts its output handler lazily, on the loop of
         # the first request (a KServe model loads on a private loop that is gone by then).
         self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args,
                                                stat_loggers=self._stat_loggers)
+        # The figure a cold vs warm compile cache changes (issue 16): one line per start.
+        logger.info("vllm engine started in %.1f s on %s: %s (cache %s)",
+                    time.perf_counter() - started, self.device, self._engine_kwargs,
+                    os.environ.get("VLLM_CACHE_ROOT"))
 
     async def stop(self) -> None:
         if self._engine is not None:

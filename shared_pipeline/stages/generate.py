@@ -47,7 +47,7 @@ class Generator:
         start = time.perf_counter()
         ttft = None
         parts: list[str] = []
-        completion = Completion(engine=self.engine.name)
+        completion = Completion(engine=self.engine.name, model=self.engine.model_name)
         if self._metrics:
             self._metrics.queue_depth(self.tier, self.engine.queue_depth() + 1)
         try:

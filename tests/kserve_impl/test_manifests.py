@@ -21,7 +21,9 @@ from kserve_impl.manifests import MANIFEST_DIR, iter_documents, load_services
 from kserve_impl.server import build_parser
 from shared_pipeline.schemas import STAGES
 
-ALL_FILES = sorted([*MANIFEST_DIR.glob("*.yaml"), *MANIFEST_DIR.glob("cpu/*.yaml")])
+# The KServe resources (settings/ holds ConfigMaps, kustomization.yaml is kustomize's own).
+ALL_FILES = sorted(p for p in [*MANIFEST_DIR.glob("*.yaml"), *MANIFEST_DIR.glob("cpu/*.yaml")]
+                   if p.name != "kustomization.yaml")
 CPU_FILE = MANIFEST_DIR / "cpu" / "generators-cpu.yaml"
 
 

@@ -75,6 +75,18 @@ def test_answers_carry_citations_tier_and_revision(answers: list[dict],
         check_answer(answer, revision_of(settings), f"ray-e2e-{i}", MAX_TOKENS)
     assert answers[2]["pipeline"]["tier"] == "large"  # forced: generator-large answered
     assert sum(bool(a["pipeline"]["citations"]) for a in answers) >= 2
+    # Each answer names the model of the tier that answered; /v1/models lists both tiers'.
+    for answer in answers:
+        tier = answer["pipeline"]["tier"]
+        assert answer["pipeline"]["model"] == settings.served_model_name(tier)
+
+
+def test_models_lists_pipeline_with_each_tiers_model(client: OpenAI, settings: Settings) -> None:
+    (card,) = client.models.list().data
+    assert card.id == "pipeline"
+    assert card.model_extra["pipeline"]["tiers"] == {
+        tier: {"model": settings.served_model_name(tier), "engine": "vllm"}
+        for tier in ("small", "large")}
 
 
 def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Settings) -> None:

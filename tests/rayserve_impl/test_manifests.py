@@ -6,6 +6,7 @@ CI: ../shared/crds); without it that one test is skipped, saying so. Nothing her
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -196,8 +197,16 @@ def test_cluster_shape_cpu_head_gpu_workers_fixed_metrics_port() -> None:
     head = cluster["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0"
     assert "nvidia.com/gpu" not in head["template"]["spec"]["containers"][0]["resources"]["limits"]
-    gpu = next(g for g in cluster["workerGroupSpecs"] if g["groupName"] == "gpu-workers")
-    assert gpu["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    groups = {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+    for tier in ("small", "large"):  # one GPU group per tier, the tier's generator only
+        gpu = groups[f"gpu-{tier}"]
+        container = gpu["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        wanted = CLUSTER_OVERLAY[f"generator-{tier}"]["ray_actor_options"]["resources"]
+        assert json.loads(json.loads(gpu["rayStartParams"]["resources"])) == wanted
+        others = [g["rayStartParams"].get("resources", "") for name, g in groups.items()
+                  if name != f"gpu-{tier}"]
+        assert not any(key in other for key in wanted for other in others)
     for group in [head, *cluster["workerGroupSpecs"]]:
         assert group["rayStartParams"]["metrics-export-port"] == "8080"
         ports = {p["name"]: p["containerPort"]
