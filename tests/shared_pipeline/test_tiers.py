@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kserve_impl.generate import GenerateModel
+from kserve_impl.generate import GeneratorModel
 from shared_pipeline.config import Settings
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
 from shared_pipeline.pipeline import InProcessPipeline
@@ -84,8 +84,8 @@ def test_each_tier_loads_and_answers_with_its_own_model(two_tiers: Settings) -> 
 def test_the_kserve_generator_loads_its_tier_model(two_tiers: Settings) -> None:
     """The KServe generator server's model object, built in process (no server started)."""
     metrics = PipelineMetrics("kserve", prometheus_instruments())
-    model = GenerateModel("generator-large", two_tiers, metrics, "large")
-    model.build()
+    model = GeneratorModel("generator-large", two_tiers, metrics, "large")
+    model.build(two_tiers)
     try:
         assert model.engine.model_name == "tiny-llama"
         assert model.engine.model.config.num_hidden_layers == 2
