@@ -42,8 +42,8 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel
 
 from kserve_impl.manifests import CONTAINER_NAME, ServiceManifest, load_services
-from loadtests.control import ChangeMode
 from shared_pipeline.config import Settings
+from shared_pipeline.control import ChangeMode
 from shared_pipeline.revision import RevisionChange
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"

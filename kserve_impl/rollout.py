@@ -1,4 +1,4 @@
-"""Rollout, rollback and pod failure on the local KServe stack (`loadtests.control.StackControl`).
+"""Rollout, rollback and pod failure on the local KServe stack (`control.StackControl`).
 
 What a cluster does, and what stands in for it here:
 - A new revision of an InferenceService (Knative mode): the controller creates a Knative
@@ -26,8 +26,8 @@ import httpx
 from kserve_impl.graph import TRAFFIC_PATH
 from kserve_impl.local import STOP_TIMEOUT_S, LocalStack, ServerProcess, free_port
 from kserve_impl.manifests import load_services
-from loadtests.control import ChangeMode
 from shared_pipeline.config import Settings
+from shared_pipeline.control import ChangeMode
 from shared_pipeline.revision import RevisionChange, revision_of
 
 

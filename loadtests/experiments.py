@@ -35,15 +35,15 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from loadtests import figures, results
-from loadtests.control import ChangeMode, StackControl
 from loadtests.harness import run_locust, warm_up
 from loadtests.scenarios import Scenario
 from loadtests.scraper import parse_exposition
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
 from loadtests.stacks import StackHandle, launch
 from shared_pipeline.config import Settings
+from shared_pipeline.control import ChangeMode, StackControl
+from shared_pipeline.request_body import build_body
 from shared_pipeline.revision import RevisionChange
-from twinserve.client import build_body
 
 Kind = Literal["rollback", "kill-replica", "overload"]
 KINDS: tuple[Kind, ...] = ("rollback", "kill-replica", "overload")
