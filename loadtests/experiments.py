@@ -35,7 +35,8 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from loadtests import figures, results
-from loadtests.harness import run_locust, warm_up
+from loadtests.harness import warm_up
+from loadtests.locust_run import run_locust
 from loadtests.scenarios import Scenario
 from loadtests.scraper import parse_exposition
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase

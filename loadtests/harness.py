@@ -14,9 +14,6 @@ Entry points for the CLI:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadtests import report, results
+from loadtests.locust_run import run_locust
 from loadtests.prometheus import (
     PrometheusServer,
     find_prometheus,
@@ -40,13 +38,11 @@ from loadtests.prometheus import (
 from loadtests.scenarios import Scenario, get_scenario
 from loadtests.scraper import FallbackScraper
 from loadtests.serverside import PromQLSource, ServerSideSource
-from loadtests.shapes import PHASE_ENV
 from loadtests.stacks import STACKS, StackHandle, detect_engine, launch, scrape_texts
 from shared_pipeline.config import Settings
+from shared_pipeline.processes import free_port
 from shared_pipeline.samples import load_questions
 
-REPO = Path(__file__).resolve().parents[1]
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 COMPARE_ORDER = ("inprocess", "kserve", "rayserve")  # the reference first: fast to start
 STAGES = ("retrieve", "rerank", "route", "generate", "postprocess")
 WHOLE_SUFFIX = "-whole"  # the in-process reference's extra non-streaming phase
@@ -54,14 +50,6 @@ WHOLE_SUFFIX = "-whole"  # the in-process reference's extra non-streaming phase
 
 def default_out_dir() -> Path:
     return Path("reports") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the metrics store
@@ -98,7 +86,7 @@ def metrics_store(work_dir: Path, scrape_interval_s: float,
     if binary:
         config = work_dir / "prometheus.yml"
         write_scrape_config(config, {}, scrape_interval_s)
-        server = PrometheusServer(binary, config, work_dir / "tsdb", _free_port(),
+        server = PrometheusServer(binary, config, work_dir / "tsdb", free_port(),
                                   work_dir / "prometheus.log")
         server.start()
         console.log(f"Prometheus {server.version} on {server.url} (config {config})")
@@ -152,40 +140,6 @@ def whole_reference_phase(scenario: Scenario):
     reference answering the same way (per-token SSE work is not free on a 2-core machine)."""
     first = next((p for p in scenario.phases if p.kind == "concurrency"), None)
     return first.model_copy(update={"name": f"{first.name}{WHOLE_SUFFIX}"}) if first else None
-
-
-def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
-               on_tick: Callable[[], None] | None = None,
-               stream: bool | None = None,
-               extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One phase as a headless locust subprocess; returns its timing and exit status."""
-    prefix = raw_dir / f"locust_{phase.name}"
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-           "--host", handle.url, "--csv", str(prefix), "--csv-full-history",
-           "--json-file", str(prefix), "--only-summary", "--loglevel", "WARNING",
-           "--stop-timeout", f"{scenario.stop_timeout_s:g}", "--exit-code-on-error", "0",
-           "--records", str(raw_dir / "records.jsonl"), "--stack-name", handle.name,
-           "--max-tokens", str(scenario.max_tokens)]
-    if not (handle.streams if stream is None else stream):
-        cmd.append("--no-stream")
-    env = {**os.environ, PHASE_ENV: phase.model_dump_json(),
-           "TWINSERVE_IGNORE_EOS": "1" if scenario.ignore_eos else "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           **(extra_env or {})}
-    limit = phase.duration_s + scenario.stop_timeout_s + 90
-    started = time.time()
-    with open(raw_dir / f"locust_{phase.name}.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        while proc.poll() is None:
-            if time.time() - started > limit:
-                proc.kill()
-                break
-            if on_tick:
-                on_tick()
-            time.sleep(0.5)
-        proc.wait()
-    return {"phase": phase.name, "started": started, "load_ended": started + phase.duration_s,
-            "finished": time.time(), "exit_code": proc.returncode, "command": cmd}
 
 
 def server_side(source: ServerSideSource, stack: str, windows: list[dict[str, Any]],

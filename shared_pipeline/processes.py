@@ -85,7 +85,7 @@ def kill_group(pgid: int, sig: int = signal.SIGTERM) -> bool:
     return True
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two children are never "equal"
 class ManagedProcess:
     """One child command, its log file, its readiness URL and its process group."""
 
@@ -144,12 +144,15 @@ class ManagedProcess:
             kill_group(self.process.pid, signal.SIGTERM)
 
     def wait_stopped(self, deadline: float) -> None:
-        """Wait for the child until `deadline` (monotonic), then SIGKILL its group."""
+        """Wait until the child and the rest of its group are gone or `deadline` (monotonic)
+        passes, then SIGKILL whatever of the group is left."""
         if self.process is None:
             return
         with suppress(subprocess.TimeoutExpired):
             self.process.wait(max(0.1, deadline - time.monotonic()))
-        kill_group(self.process.pid, signal.SIGKILL)  # stragglers of the group, if any
+        while time.monotonic() < deadline and kill_group(self.process.pid, 0):
+            time.sleep(0.2)  # the group outlives its leader (e.g. Ray's raylet and workers)
+        kill_group(self.process.pid, signal.SIGKILL)
         with suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
         if self.guard:
