@@ -41,6 +41,9 @@ __all__ = ["Dashboard", "LocalRayCluster", "RunningStack", "running_stack"]
 DEFAULT_PORT = 8000
 NUM_CPUS = 2  # a laptop / CI box; every deployment's num_cpus is sized to fit in it
 READY_TIMEOUT_S = 600.0  # two vLLM engines start in ~35 s each on 2 cores; builds add more
+# Stopping fits in the 30 s a supervisor (systemd, docker stop) gives before its SIGKILL:
+# replicas drain and stop their engines, then Ray's processes get SIGTERM, then SIGKILL.
+APP_SHUTDOWN_S, RAY_STOP_GRACE_S = 15.0, 10.0
 
 
 @dataclass
@@ -175,12 +178,12 @@ class LocalRayCluster:
         if self._process is not None and self._process.exit_code() is None:
             try:
                 self.dashboard.delete()
-                self._wait(lambda: not self.dashboard.status().get("applications"), 60,
-                           "the Serve application to shut down")
+                self._wait(lambda: not self.dashboard.status().get("applications"),
+                           APP_SHUTDOWN_S, "the Serve application to shut down")
             except (httpx.HTTPError, TimeoutError):
                 pass  # Ray is going down anyway
         if self._process is not None:
-            self._process.stop(grace_s=20)  # SIGTERM Ray's group, wait, SIGKILL the rest
+            self._process.stop(RAY_STOP_GRACE_S)  # SIGTERM Ray's group, wait, SIGKILL the rest
             self._process = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         watchdog().forget_marker(str(self.temp_dir))

@@ -73,6 +73,9 @@ def start_up(stack: str, tmp_path: Path) -> Launched:
             for conn in proc.connections(kind="tcp"):
                 if conn.status == psutil.CONN_LISTEN:
                     listening.append((conn.laddr.ip, conn.laddr.port, proc.pid))
+                    if conn.laddr.ip != LOOPBACK:
+                        print(f"NOT LOOPBACK {conn.laddr.ip}:{conn.laddr.port} "
+                              f"{' '.join(proc.cmdline())[:200]}")
         except psutil.NoSuchProcess:
             pass
     print(f"{len(tree)} processes, listening on "
