@@ -46,8 +46,11 @@ test: setup
 test-fast: install
 	$(PY) -m pytest -m "not slow"
 
+# ruff, then the import contracts of pyproject's [tool.importlinter] (DESIGN: the direction
+# shared_pipeline <- the two stacks <- loadtests <- twinserve; the stacks never import each other).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -1,4 +1,4 @@
-"""Rollout, rollback and pod failure on the local KServe stack (`loadtests.control.StackControl`).
+"""Rollout, rollback and pod failure on the local KServe stack (`control.StackControl`).
 
 What a cluster does, and what stands in for it here:
 - A new revision of an InferenceService (Knative mode): the controller creates a Knative
@@ -16,18 +16,18 @@ The cluster path (the same operations through the Kubernetes API) is `kserve_imp
 
 from __future__ import annotations
 
-import os
 import signal
-import time
 from typing import Any
 
 import httpx
 
 from kserve_impl.graph import TRAFFIC_PATH
-from kserve_impl.local import STOP_TIMEOUT_S, LocalStack, ServerProcess, free_port
+from kserve_impl.local import STOP_TIMEOUT_S, LocalStack
 from kserve_impl.manifests import load_services
-from loadtests.control import ChangeMode
+from kserve_impl.server_process import ServerProcess
 from shared_pipeline.config import Settings
+from shared_pipeline.control import ChangeMode
+from shared_pipeline.processes import kill_group, stop_all
 from shared_pipeline.revision import RevisionChange, revision_of
 
 
@@ -56,10 +56,7 @@ class KServeControl:
         env = self.stack.env_for(settings, f"settings-{revision}")
         started = []
         for service in touched:
-            port = free_port()
-            server = ServerProcess(f"{service.name}@{revision}", service.local_command(port),
-                                   port, service.ready_path(),
-                                   self.stack.log_dir / f"{service.name}@{revision}.log")
+            server = self.stack.model_server(service, f"{service.name}@{revision}")
             self.stack.launch(server, env)
             started.append((service, server))
         self.canaries += [server for _, server in started]
@@ -92,7 +89,7 @@ class KServeControl:
             known = ", ".join(s.name for s in self.stack.servers)
             raise KeyError(f"no running server {target!r}; known: {known}")
         pid = server.process.pid
-        os.killpg(pid, signal.SIGKILL)  # the server's own process group: it and its children
+        kill_group(pid, signal.SIGKILL)  # the server's own process group: it and its children
         return {"target": target, "pid": pid}
 
     def replicas(self) -> dict[str, int]:
@@ -110,9 +107,5 @@ class KServeControl:
         """Roll back if needed, then stop the new revision's servers."""
         if self._split:
             self.rollback()
-        for server in self.canaries:
-            server.stop()
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for server in self.canaries:
-            server.wait_stopped(deadline)
+        stop_all([self.canaries], STOP_TIMEOUT_S)
         self.canaries.clear()

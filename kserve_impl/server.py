@@ -4,6 +4,8 @@
     python -m kserve_impl.server --stage generate --tier small --model_name generator-small ...
 
 Settings come from the environment (`TWINSERVE_*`, `TWINSERVE_CONFIG`), as in a pod.
+`--http_host` (default 0.0.0.0, what a pod needs) is how local mode binds to 127.0.0.1 only:
+KServe 0.21's REST server hard-codes host 0.0.0.0 and has no option for it (see `HostModelServer`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stage", required=True, choices=STAGES, help="Which stage to serve.")
     parser.add_argument("--tier", choices=("small", "large"), default=None,
                         help="The generator tier (required with --stage generate).")
+    parser.add_argument("--http_host", default="0.0.0.0",
+                        help="Address the REST server binds (local mode: 127.0.0.1).")
     # The InferenceGraph calls each step over REST v1 only; gRPC would open an unused port
     # (8081) in every server. `--enable_grpc true` turns it back on.
     parser.set_defaults(enable_grpc=False)
     return parser
+
+
+def model_server_class(host: str):
+    """`kserve.ModelServer`, or a subclass whose REST server binds `host` instead of 0.0.0.0.
+
+    KServe 0.21 builds its `RESTServer` (with `uvicorn.Config(host="0.0.0.0")`) inside
+    `ModelServer.start()`, then calls `setup_event_loop()` before the server coroutine runs and
+    binds. That overridable method is the one point where the config exists but no socket does,
+    so the subclass sets the host there: no copy of KServe's start-up code, no patched module.
+    """
+    import kserve
+
+    if host == "0.0.0.0":
+        return kserve.ModelServer
+
+    class HostModelServer(kserve.ModelServer):
+        def setup_event_loop(self) -> None:
+            if self._rest_server is None:  # workers > 1: a multi-process server, not covered
+                raise RuntimeError("--http_host needs --workers 1")
+            self._rest_server.config.host = host
+            super().setup_event_loop()
+
+    return HostModelServer
 
 
 def build_model(stage: str, name: str, tier: str | None, settings, metrics):
@@ -54,8 +81,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "generate" and args.tier is None:
         parser.error("--stage generate needs --tier small|large")
     try:
-        import kserve
-
         from kserve_impl.errors import install_error_handling
         from shared_pipeline.config import Settings
         from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
@@ -64,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics = PipelineMetrics("kserve", prometheus_instruments())
         model = build_model(args.stage, args.model_name, args.tier, settings, metrics)
         model.load()
-        server = kserve.ModelServer(
+        server = model_server_class(args.http_host)(
             http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers,
             enable_grpc=args.enable_grpc, max_threads=args.max_threads,
             max_asyncio_workers=args.max_asyncio_workers,

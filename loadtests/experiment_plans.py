@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from loadtests.control import ChangeMode
+from shared_pipeline.control import ChangeMode
 from shared_pipeline.revision import RevisionChange
 
 Kind = Literal["rollback", "kill-replica", "overload"]

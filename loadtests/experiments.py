@@ -34,15 +34,16 @@ import httpx
 from rich.console import Console
 
 from loadtests import figures, results
-from loadtests.control import StackControl
 from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
-from loadtests.harness import run_locust, warm_up
+from loadtests.harness import warm_up
+from loadtests.locust_run import run_locust
 from loadtests.scenarios import Scenario
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
 from loadtests.stacks import StackHandle, launch
 from loadtests.timeline import Sampler
 from shared_pipeline.config import Settings
-from twinserve.client import build_body
+from shared_pipeline.control import StackControl
+from shared_pipeline.request_body import build_body
 
 
 # ---------------------------------------------------------------- the runner

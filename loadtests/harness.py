@@ -16,9 +16,6 @@ Entry points for the CLI:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,16 +28,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadtests import host, report, results
+from loadtests.locust_run import run_locust
 from loadtests.metrics_store import MetricsStore, metrics_store
 from loadtests.scenarios import Scenario, get_scenario, whole_reference_phase
 from loadtests.serverside import server_figures
-from loadtests.shapes import PHASE_ENV
 from loadtests.stacks import STACKS, StackHandle, detect_engine, launch, scrape_texts
 from shared_pipeline.config import Settings
 from shared_pipeline.samples import load_questions
 
-REPO = Path(__file__).resolve().parents[1]
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 COMPARE_ORDER = ("inprocess", "kserve", "rayserve")  # the reference first: fast to start
 
 
@@ -70,38 +65,6 @@ def warm_up(handle: StackHandle, scenario: Scenario, console: Console) -> list[d
     return answers
 
 
-def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
-               on_tick: Callable[[], None] | None = None,
-               stream: bool | None = None,
-               extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One phase as a headless locust subprocess; returns its timing and exit status."""
-    prefix = raw_dir / f"locust_{phase.name}"
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-           "--host", handle.url, "--csv", str(prefix), "--csv-full-history",
-           "--json-file", str(prefix), "--only-summary", "--loglevel", "WARNING",
-           "--stop-timeout", f"{scenario.stop_timeout_s:g}", "--exit-code-on-error", "0",
-           "--records", str(raw_dir / "records.jsonl"), "--stack-name", handle.name,
-           "--max-tokens", str(scenario.max_tokens)]
-    if not (handle.streams if stream is None else stream):
-        cmd.append("--no-stream")
-    env = {**os.environ, PHASE_ENV: phase.model_dump_json(),
-           "TWINSERVE_IGNORE_EOS": "1" if scenario.ignore_eos else "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           **(extra_env or {})}
-    limit = phase.duration_s + scenario.stop_timeout_s + 90
-    started = time.time()
-    with open(raw_dir / f"locust_{phase.name}.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        while proc.poll() is None:
-            if time.time() - started > limit:
-                proc.kill()
-                break
-            if on_tick:
-                on_tick()
-            time.sleep(0.5)
-        proc.wait()
-    return {"phase": phase.name, "started": started, "load_ended": started + phase.duration_s,
-            "finished": time.time(), "exit_code": proc.returncode, "command": cmd}
 
 
 def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Path,

@@ -22,14 +22,7 @@ from loadtests.prometheus import (
 )
 from loadtests.scraper import FallbackScraper
 from loadtests.serverside import PromQLSource, ServerSideSource
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from shared_pipeline.processes import free_port
 
 
 @dataclass
@@ -65,7 +58,7 @@ def metrics_store(work_dir: Path, scrape_interval_s: float,
     if binary:
         config = work_dir / "prometheus.yml"
         write_scrape_config(config, {}, scrape_interval_s)
-        server = PrometheusServer(binary, config, work_dir / "tsdb", _free_port(),
+        server = PrometheusServer(binary, config, work_dir / "tsdb", free_port(),
                                   work_dir / "prometheus.log")
         server.start()
         console.log(f"Prometheus {server.version} on {server.url} (config {config})")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from shared_pipeline.processes import LOOPBACK, ManagedProcess
 
 MONITORING_DIR = Path(__file__).resolve().parents[1] / "manifests" / "monitoring"
 SCRAPE_TEMPLATE = MONITORING_DIR / "prometheus-local.yml"
@@ -137,7 +137,7 @@ class PromQLError(RuntimeError):
 
 # ---------------------------------------------------------------- the process
 class PrometheusServer:
-    """One Prometheus process on 127.0.0.1, with its TSDB in `data_dir`."""
+    """One Prometheus process on loopback, with its TSDB in `data_dir`."""
 
     def __init__(self, binary: str, config_path: Path, data_dir: Path, port: int,
                  log_path: Path) -> None:
@@ -146,29 +146,21 @@ class PrometheusServer:
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
+        self.url = f"http://{LOOPBACK}:{port}"
+        self.proc: ManagedProcess | None = None
         self.version = prometheus_version(binary)
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, f"--config.file={self.config_path}",
-                 f"--storage.tsdb.path={self.data_dir}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-                 "--storage.tsdb.retention.time=1d", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}: "
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.3)
-        raise TimeoutError(f"prometheus not ready on {self.url}")
+        self.proc = ManagedProcess(
+            "prometheus",
+            [self.binary, f"--config.file={self.config_path}",
+             f"--storage.tsdb.path={self.data_dir}",
+             f"--web.listen-address={LOOPBACK}:{self.port}", "--web.enable-lifecycle",
+             "--storage.tsdb.retention.time=1d", "--log.level=warn"],
+            self.log_path, ready_url=f"{self.url}/-/ready")
+        self.proc.start()
+        self.proc.wait_ready(timeout_s)
 
     def reload(self) -> None:
         """Re-read the config file (new targets); Prometheus checks it before switching."""
@@ -208,16 +200,8 @@ class PrometheusServer:
         return parse_matrix(self.query_range_raw(expr, start, end, step_s))
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        if self.proc is not None:
+            self.proc.stop(grace_s=20)
 
 
 def window(start: float, end: float) -> str:

@@ -3,7 +3,7 @@
 `launch(name, settings, log_dir)` starts a stack and yields a `StackHandle`: where to send
 requests, which /metrics endpoints Prometheus must scrape, whether the stack streams, and how
 long its metrics lag behind. Each stack's own module does the real work
-(`kserve_impl.local`, `rayserve_impl.local`, `twinserve.inprocess_server`); this file only
+(`kserve_impl.local`, `rayserve_impl.local`, `loadtests.inprocess_stack`); this file only
 adapts their slightly different yields, so the harness treats every stack alike.
 """
 
@@ -89,7 +89,7 @@ def launch(name: str, settings: Settings, log_dir: Path, *,
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if name == "inprocess":
-        from twinserve.inprocess_server import running_stack
+        from loadtests.inprocess_stack import running_stack
 
         with running_stack(settings, engine=engine, log_path=log_dir / "inprocess.log") as s:
             yield StackHandle(name, s.url, [s.metrics_url], streams=True, engine=engine,

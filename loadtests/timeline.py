@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from loadtests.control import StackControl
 from loadtests.scraper import scrape
+from shared_pipeline.control import StackControl
 
 # metric -> (timeline key, the label it is summed by)
 WANTED = {"pipeline_generation_queue_depth": ("queue_depth", "tier"),

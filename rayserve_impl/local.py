@@ -1,8 +1,9 @@
 """Local mode: a real single-node Ray cluster on loopback, the Serve config deployed onto it.
 
-`running_stack(settings)` is what tests and the benchmark use; `up(...)` is `twinserve up
-rayserve`. Both do what a cluster does, on one machine: `ray start --head` (its own temp dir, so
-runs never share session files; fixed, free ports, the Prometheus endpoint among them), then the
+`running_stack(settings)` is what tests and the benchmark use, and `rayserve_impl.up` is
+`twinserve up rayserve`. Both do what a cluster does, on one machine: `ray start --head` (its own
+temp dir, so runs never share session files; fixed, free ports, the Prometheus endpoint among
+them, every one on loopback), then the
 equivalent of `serve deploy` (PUT of the config to the dashboard's `/api/serve/applications/`),
 then wait until the application is RUNNING with every deployment HEALTHY. Teardown deletes the
 Serve application first (replicas drain and stop their vLLM engines), then ends the Ray
@@ -18,9 +19,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,64 +30,20 @@ from typing import Any
 
 import httpx
 
-from rayserve_impl.serve_config import APP_NAME, local_config
+from rayserve_impl.dashboard import Dashboard
+from rayserve_impl.serve_config import local_config
 from shared_pipeline.config import Settings
+from shared_pipeline.processes import LOOPBACK, ManagedProcess, free_port
+from shared_pipeline.watchdog import watchdog
+
+__all__ = ["Dashboard", "LocalRayCluster", "RunningStack", "running_stack"]
 
 DEFAULT_PORT = 8000
 NUM_CPUS = 2  # a laptop / CI box; every deployment's num_cpus is sized to fit in it
 READY_TIMEOUT_S = 600.0  # two vLLM engines start in ~35 s each on 2 cores; builds add more
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    """The Ray dashboard's Serve REST API: what `serve deploy` and `serve status` call."""
-
-    url: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def deploy(self, config: dict[str, Any]) -> None:
-        """`serve deploy`: PUT the whole config (idempotent; in place where the change
-        allows it, e.g. `user_config`)."""
-        response = httpx.put(f"{self.url}/api/serve/applications/", json=config,
-                             headers=self.headers, timeout=60)
-        if response.status_code != 200:
-            raise RuntimeError(f"serve deploy refused ({response.status_code}): "
-                               f"{response.text}")
-
-    def delete(self) -> None:
-        """`serve shutdown`: delete every application (replicas shut down gracefully)."""
-        httpx.delete(f"{self.url}/api/serve/applications/", headers=self.headers, timeout=60)
-
-    def status(self) -> dict[str, Any]:
-        """`serve status` as JSON: applications, their deployments and replicas."""
-        response = httpx.get(f"{self.url}/api/serve/applications/", headers=self.headers,
-                             timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def app_status(self) -> tuple[str, dict[str, str], str]:
-        """(application status, {deployment: status}, message) of the twinserve app."""
-        app = (self.status().get("applications") or {}).get(APP_NAME) or {}
-        deployments = {name: d.get("status", "") for name, d in
-                       (app.get("deployments") or {}).items()}
-        return app.get("status", "NOT_STARTED"), deployments, app.get("message", "")
-
-    def is_healthy(self, config: dict[str, Any]) -> bool:
-        """RUNNING, with every deployment `config` names present and HEALTHY."""
-        status, deployments, _ = self.app_status()
-        expected = {d["name"] for d in config["applications"][0]["deployments"]}
-        return (status == "RUNNING" and set(deployments) >= expected
-                and all(s == "HEALTHY" for s in deployments.values()))
+# Stopping fits in the 30 s a supervisor (systemd, docker stop) gives before its SIGKILL:
+# replicas drain and stop their engines, then Ray's processes get SIGTERM, then SIGKILL.
+APP_SHUTDOWN_S, RAY_STOP_GRACE_S = 15.0, 10.0
 
 
 @dataclass
@@ -127,13 +81,13 @@ class LocalRayCluster:
             "gcs", "dashboard", "metrics", "agent_http", "agent_grpc", "runtime_env", "client",
             "node_manager", "object_manager")}
         self.temp_dir = Path(tempfile.mkdtemp(prefix="tsray-"))  # short: socket paths are capped
-        self.dashboard = Dashboard(f"http://127.0.0.1:{self.ports['dashboard']}",
+        self.dashboard = Dashboard(f"http://{LOOPBACK}:{self.ports['dashboard']}",
                                    secrets.token_hex(32))
-        self.metrics_url = f"http://127.0.0.1:{self.ports['metrics']}/metrics"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ray_env = {"RAY_ADDRESS": f"127.0.0.1:{self.ports['gcs']}",
+        self.metrics_url = f"http://{LOOPBACK}:{self.ports['metrics']}/metrics"
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.ray_env = {"RAY_ADDRESS": f"{LOOPBACK}:{self.ports['gcs']}",
                         "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.dashboard.token}
-        self._process: subprocess.Popen | None = None
+        self._process: ManagedProcess | None = None
 
     # ------------------------------------------------------------------ start
     def start_ray(self) -> None:
@@ -141,10 +95,10 @@ class LocalRayCluster:
         p = self.ports
         command = [
             str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block",
-            "--node-ip-address", "127.0.0.1", "--port", str(p["gcs"]),
+            "--node-ip-address", LOOPBACK, "--port", str(p["gcs"]),
             "--num-cpus", str(self.num_cpus), "--num-gpus", "0",
             "--object-store-memory", str(300 * 1024 * 1024),
-            "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+            "--include-dashboard", "true", "--dashboard-host", LOOPBACK,
             "--dashboard-port", str(p["dashboard"]), "--metrics-export-port", str(p["metrics"]),
             "--dashboard-agent-listen-port", str(p["agent_http"]),
             "--dashboard-agent-grpc-port", str(p["agent_grpc"]),
@@ -159,11 +113,15 @@ class LocalRayCluster:
                **self.ray_env}
         env.pop("RAY_ADDRESS")  # `ray start --head` makes the cluster; it joins none
         env.pop("RAY_AUTH_TOKEN_PATH", None)
-        log = (self.temp_dir / "ray-start.log").open("wb")
-        # A new session: Ctrl-C in the terminal reaches us, not Ray, and teardown can signal
-        # every process Ray started (raylet, GCS, workers, vLLM engine cores) as one group.
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+        # A managed child: its own session (Ctrl-C reaches us, not Ray; teardown signals every
+        # process Ray starts, raylet, GCS, workers, vLLM engine cores, as one group), a
+        # parent-death signal (`ray start --block` then stops Ray itself), and the watchdog:
+        # if we die, it kills the group and every process naming this cluster's temp dir, and
+        # removes the dir.
+        self._process = ManagedProcess("ray start", command, self.temp_dir / "ray-start.log")
+        watchdog().guard_marker(str(self.temp_dir))
+        watchdog().guard_command(str(self.temp_dir), ["rm", "-rf", str(self.temp_dir)])
+        self._process.start(env)
 
         def dashboard_up() -> bool:
             self._check_alive()
@@ -188,8 +146,8 @@ class LocalRayCluster:
         self._wait(ready, timeout_s, "every deployment HEALTHY")
 
     def _check_alive(self) -> None:
-        if self._process is not None and self._process.poll() is not None:
-            raise RuntimeError(f"`ray start` exited with {self._process.returncode}:\n"
+        if self._process is not None and self._process.exit_code() is not None:
+            raise RuntimeError(f"`ray start` exited with {self._process.exit_code()}:\n"
                                f"{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
@@ -217,40 +175,19 @@ class LocalRayCluster:
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
         """Delete the Serve app (graceful replica shutdown), then end Ray's process group."""
-        if self._process is not None and self._process.poll() is None:
+        if self._process is not None and self._process.exit_code() is None:
             try:
                 self.dashboard.delete()
-                self._wait(lambda: not self.dashboard.status().get("applications"), 60,
-                           "the Serve application to shut down")
+                self._wait(lambda: not self.dashboard.status().get("applications"),
+                           APP_SHUTDOWN_S, "the Serve application to shut down")
             except (httpx.HTTPError, TimeoutError):
                 pass  # Ray is going down anyway
-        self._kill_group()
+        if self._process is not None:
+            self._process.stop(RAY_STOP_GRACE_S)  # SIGTERM Ray's group, wait, SIGKILL the rest
+            self._process = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-    def _kill_group(self) -> None:
-        if self._process is None:
-            return
-        pgid = self._process.pid  # the session leader: its pid is the group id
-        for sig, grace_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and _group_alive(pgid):
-                time.sleep(0.2)
-            if not _group_alive(pgid):
-                break
-        self._process.wait(timeout=10)
-        self._process = None
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        watchdog().forget_marker(str(self.temp_dir))
+        watchdog().forget_command(str(self.temp_dir))
 
 
 @contextmanager
@@ -276,35 +213,3 @@ def running_stack(settings: Settings, port: int | None = None, *,
                            startup_s=time.perf_counter() - started)
     finally:
         cluster.stop()
-
-
-def up(settings: Settings, port: int | None = None, console=None) -> None:
-    """`twinserve up rayserve`: start, print the base URL, serve until Ctrl-C, stop cleanly."""
-    from rich.console import Console
-
-    console = console or Console()
-    port = port or DEFAULT_PORT
-
-    def on_term(signum, frame):  # a `kill` ends the stack as cleanly as Ctrl-C does
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        with console.status("starting Ray and deploying the Serve config "
-                            "(two vLLM engines: about a minute and a half on CPU)"):
-            stack_cm = running_stack(settings, port)
-            stack = stack_cm.__enter__()
-        try:
-            console.print(f"[green]Ray Serve stack ready[/] in {stack.startup_s:.0f}s: "
-                          f"{stack.url}  (OpenAI API at {stack.url}/v1)")
-            console.print(f"metrics: {stack.metrics_url}   dashboard: {stack.dashboard.url}")
-            console.print("Ctrl-C stops Serve and Ray.")
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            console.print("stopping Serve and Ray ...")
-        finally:
-            stack_cm.__exit__(None, None, None)
-            console.print("stopped.")
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,4 @@
-"""Rollout, rollback and replica failure on the local Ray stack (`loadtests.control.StackControl`).
+"""Rollout, rollback and replica failure on the local Ray stack (`control.StackControl`).
 
 Serve has no revisions or rollback command: a revision is a config, and `serve deploy` (a PUT
 to the dashboard) of another config is both rollout and rollback. Two kinds of change:
@@ -36,11 +36,11 @@ from typing import Any
 import httpx
 import psutil
 
-from loadtests.control import ChangeMode
 from rayserve_impl.live_config import apply_user_config
 from rayserve_impl.local import READY_TIMEOUT_S, RunningStack
 from rayserve_impl.serve_config import APP_NAME, with_settings
 from shared_pipeline.config import Settings
+from shared_pipeline.control import ChangeMode
 from shared_pipeline.revision import RevisionChange, revision_of
 
 INPLACE_TIMEOUT_S = 120.0  # reconfigure() rebuilds stage objects: seconds, not minutes

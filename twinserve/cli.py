@@ -137,12 +137,15 @@ def up(stack: Annotated[ServedStack, typer.Argument(help="kserve or rayserve")],
        port: Annotated[int | None, typer.Option(help="Port for the stack's entry point.")] = None,
        config: ConfigOption = None) -> None:
     """Start a stack locally, print its base URL when ready, stop everything on Ctrl-C."""
+    from shared_pipeline.shutdown import graceful_signals
+
     settings = load_settings(config)
     if stack is ServedStack.kserve:
-        from kserve_impl.local import up as run_up
+        from kserve_impl.up import up as run_up
     else:
-        from rayserve_impl.local import up as run_up
-    run_up(settings, port=port, console=console)
+        from rayserve_impl.up import up as run_up
+    with graceful_signals():  # SIGTERM / SIGHUP stop every child as Ctrl-C does
+        run_up(settings, port=port, console=console)
 
 
 @app.command()

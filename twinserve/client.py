@@ -12,21 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from shared_pipeline.config import Settings
-from shared_pipeline.schemas import PIPELINE_MODEL, parse_chat_request
+from shared_pipeline.request_body import build_body
+from shared_pipeline.schemas import parse_chat_request
+
+# `build_body` lives in shared_pipeline (the experiments use it too); the CLI imports it here.
+__all__ = ["DEFAULT_URLS", "ask", "ask_http", "ask_inprocess", "build_body"]
 
 # Where `twinserve up` serves by default, per stack.
 DEFAULT_URLS = {"kserve": "http://127.0.0.1:8080", "rayserve": "http://127.0.0.1:8000"}
-
-
-def build_body(question: str, max_tokens: int | None, tier: str | None, stream: bool,
-               temperature: float = 0.0) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": PIPELINE_MODEL, "stream": stream, "temperature": temperature,
-                            "messages": [{"role": "user", "content": question}]}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if tier is not None:
-        body["pipeline"] = {"tier": tier}
-    return body
 
 
 async def ask_inprocess(settings: Settings, body: dict[str, Any], engine: str | None = None,

@@ -5,29 +5,19 @@ uvicorn worker) in front of it, so the load test measures the reference through 
 client code, HTTP and SSE framing as KServe and Ray Serve. What remains between this and a stack
 is the serving layer itself, which is the overhead the comparison reports.
 
-Run it with `python -m twinserve.inprocess_server --port N`, or from Python with
-`running_stack(settings)`, which starts it in a subprocess on a free port and stops it after.
+Run it with `python -m twinserve.inprocess_server --port N`; the benchmark starts it as a
+subprocess with `loadtests.inprocess_stack.running_stack(settings)` (by module name, so
+loadtests never imports twinserve).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -137,87 +127,6 @@ async def _stream_response(pipeline: InProcessPipeline, state: PipelineState) ->
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
-
-
-# ---------------------------------------------------------------- running it as a process
-@dataclass(frozen=True)
-class RunningServer:
-    """Where a started reference server answers; the same shape Ray's launcher yields."""
-
-    url: str
-    metrics_url: str
-    pid: int
-    engine: str
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_settings(settings: Settings, path: Path) -> Path:
-    """Settings as the YAML file a child process reads through `TWINSERVE_CONFIG`."""
-    path.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
-    return path
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float, log_path: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise RuntimeError(f"in-process server exited with {proc.returncode}:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"in-process server not ready at {url} after {timeout_s:.0f}s")
-
-
-def stop_process(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
-    """SIGTERM the process group we started (vLLM's engine core is a child), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-@contextlib.contextmanager
-def running_stack(settings: Settings, port: int | None = None, *, engine: str | None = None,
-                  log_path: Path | None = None,
-                  ready_timeout_s: float = 300.0) -> Iterator[RunningServer]:
-    """Start the reference server in a subprocess on `port` (free one if None); yield where."""
-    if engine:
-        settings = settings.model_copy(
-            update={"generate": settings.generate.model_copy(update={"engine": engine})})
-    port = port or free_port()
-    with tempfile.TemporaryDirectory(prefix="twinserve-inprocess-") as tmp:
-        config = write_settings(settings, Path(tmp) / "settings.yaml")
-        log_path = log_path or Path(tmp) / "server.log"
-        env = {**os.environ, "TWINSERVE_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
-        # The YAML holds every setting; stale TWINSERVE_* variables would override it.
-        env = {k: v for k, v in env.items()
-               if not k.startswith("TWINSERVE_") or k == "TWINSERVE_CONFIG"}
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "twinserve.inprocess_server", "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, proc, ready_timeout_s, log_path)
-            yield RunningServer(url=url, metrics_url=f"{url}/metrics", pid=proc.pid,
-                                engine=settings.generate.engine_for("inprocess"))
-        finally:
-            stop_process(proc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ from kserve_impl.cluster.env import revision_label, settings_env
 from kserve_impl.cluster.pods import ready_pods, replica_key
 from kserve_impl.cluster.status import KNATIVE, deployment_mode, predictor_status
 from kserve_impl.manifests import ServiceManifest, load_services
-from loadtests.control import ChangeMode
+from shared_pipeline.control import ChangeMode
 from shared_pipeline.revision import RevisionChange
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from kserve_impl.local import free_port
+from shared_pipeline.processes import free_port
 
 
 @contextmanager

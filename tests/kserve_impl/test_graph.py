@@ -29,8 +29,8 @@ from kserve_impl.graph import (
     build_app,
     load_graph,
 )
-from kserve_impl.local import free_port
 from kserve_impl.manifests import MANIFEST_DIR
+from shared_pipeline.processes import free_port
 from tests.kserve_impl.helpers import serve_in_thread
 
 CALLS: list[dict[str, Any]] = []

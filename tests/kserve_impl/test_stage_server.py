@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from kserve_impl.local import ServerProcess, free_port
+from kserve_impl.server_process import ServerProcess
 from shared_pipeline.config import Settings
+from shared_pipeline.processes import free_port
 from shared_pipeline.schemas import Document, PipelineState, parse_chat_request
 from tests.kserve_impl.helpers import metric
 

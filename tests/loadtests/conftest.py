@@ -6,7 +6,7 @@ import prometheus_client as prom
 import pytest
 
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
-from twinserve.inprocess_server import free_port
+from shared_pipeline.processes import free_port
 
 
 @pytest.fixture

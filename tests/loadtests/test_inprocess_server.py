@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtests.inprocess_stack import RunningServer, running_stack
 from loadtests.shapes import PHASE_ENV, ConcurrencyPhase
 from shared_pipeline.config import Settings
 from tests.request_table import ACCEPTED, REFUSED
-from twinserve.inprocess_server import RunningServer, running_stack
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from loadtests.control import StackControl
 from loadtests.experiments import PLANS, experiment_stack, run_on
 from loadtests.results import load_records
 from loadtests.stacks import StackHandle
 from shared_pipeline.config import Settings
+from shared_pipeline.control import StackControl
 from tests.experiment_checks import check_kill, check_overload, check_rollback, sized_for_overload
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,8 @@ from ray.serve.schema import (
 )
 
 from rayserve_impl import rollout
-from rayserve_impl.local import Dashboard, RunningStack
+from rayserve_impl.dashboard import Dashboard
+from rayserve_impl.local import RunningStack
 from rayserve_impl.rollout import (
     RayControl,
     app_config,
