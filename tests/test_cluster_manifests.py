@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kserve_impl.cluster import _CANARY_DROPPED, with_env
+from kserve_impl.cluster.standard import canary_predictor
 from rayserve_impl.serve_config import RAYSERVICE_PATH
 from shared_pipeline.cluster_settings import (
     CPU_CLUSTER_SETTINGS,
@@ -247,17 +247,14 @@ def test_the_knative_variant_is_the_standard_stack_in_knative_mode(crd_schemas: 
 
 
 def test_a_standard_canary_of_a_generator_is_schema_valid(crd_schemas: dict) -> None:
-    """Standard mode's `spec.canary`, built as kserve_impl/cluster.py builds it; KServe's webhook
+    """Standard mode's `spec.canary`, built by kserve_impl/cluster/standard.py; KServe's webhook
     also wants the stable predictor to declare its model, which the generators now do."""
     for name, doc in isvcs(standard(KSERVE)).items():
         if not name.startswith("generator-"):
             continue
         stable = doc["spec"]["predictor"]
         assert env_of(stable["containers"][0])["STORAGE_URI"].startswith(STORAGE_SCHEMES)
-        canary = {k: copy.deepcopy(v) for k, v in stable.items() if k not in _CANARY_DROPPED}
-        canary["name"] = "b"
-        canary["containers"] = with_env(stable["containers"],
-                                        {"TWINSERVE_GENERATE__DELAY_MS": "500"})
+        canary = canary_predictor(stable, {"TWINSERVE_GENERATE__DELAY_MS": "500"}, "b")
         patched = copy.deepcopy(doc)
         patched["spec"]["canary"] = [{"trafficPercent": 10, "predictor": canary}]
         assert schema_errors(patched, crd_schemas) == [], name

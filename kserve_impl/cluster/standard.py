@@ -28,6 +28,15 @@ def canary_deployment(isvc_name: str, revision: str) -> str:
     return f"{isvc_name}-{revision}-predictor"
 
 
+def canary_predictor(stable: dict[str, Any], env: dict[str, str], revision: str) -> dict[str, Any]:
+    """A `spec.canary` entry's predictor: the stable predictor, less what KServe refuses on a
+    canary, named `revision`, with `env` on its containers."""
+    canary = {k: copy.deepcopy(v) for k, v in stable.items() if k not in _CANARY_DROPPED}
+    canary["name"] = revision
+    canary["containers"] = with_env(stable.get("containers") or [], env)
+    return canary
+
+
 def rollout(isvcs: InferenceServices, isvc: dict[str, Any], env: dict[str, str], revision: str,
             percent: int) -> Pending:
     """Add canary `revision` (the stable predictor with `env`) at `percent`%; wait for its
@@ -37,9 +46,7 @@ def rollout(isvcs: InferenceServices, isvc: dict[str, Any], env: dict[str, str],
     if stable.get("name") == revision:
         raise ValueError(f"{isvcs.where(name)}: the stable predictor is already named "
                          f"{revision!r}; give the change another revision_name")
-    canary = {k: copy.deepcopy(v) for k, v in stable.items() if k not in _CANARY_DROPPED}
-    canary["name"] = revision
-    canary["containers"] = with_env(stable.get("containers") or [], env)
+    canary = canary_predictor(stable, env, revision)
     others = [c for c in isvc["spec"].get("canary") or []
               if c.get("predictor", {}).get("name") != revision]
     total = percent + sum(int(c.get("trafficPercent") or 0) for c in others)
