@@ -111,7 +111,10 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
     with references.running(stack, settings, raw_dir / "logs", engine_parity) as handle:
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}; metrics "
                     f"{', '.join(handle.metrics_urls)}")
-        scraped = store.add_stack(stack, handle.metrics_urls)
+        # references scrape as the `inprocess` job (their label); the engine alone exposes
+        # only vLLM's own metrics, no pipeline_* figures to ask Prometheus for
+        scraped = stack == engine_alone.NAME or store.add_stack(
+            references.metrics_label(stack), handle.metrics_urls)
         if not scraped:
             console.log(f"[yellow]{stack}: Prometheus has not scraped every target yet[/]")
         progress.update(task_id, description=f"{stack}: warming up")
