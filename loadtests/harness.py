@@ -183,10 +183,11 @@ def pipeline_prompt_tokens(result: dict[str, Any] | None) -> int | None:
 
 
 def _whole_for(settings: Settings, stacks: tuple[str, ...], engine_parity: bool) -> set[str]:
-    """The references that also answer whole: those on the engine of a non-streaming stack."""
+    """The references that also answer whole: `inprocess` (as always), and any other on the
+    engine of a non-streaming stack."""
     engines = {engine_for(s, settings, engine_parity) for s in stacks if s == "kserve"}
-    return {s for s in stacks if references.is_reference(s)
-            and (engine_parity or references.reference_engine(s, settings) in engines)}
+    return {s for s in stacks if s == references.REFERENCE or (references.is_reference(s)
+            and references.reference_engine(s, settings) in engines)}
 
 
 def _engine_alone_prompts(settings: Settings, per_stack: dict[str, Any],
