@@ -228,14 +228,13 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
             task_id = progress.add_task(f"{scenario.name}", total=total)
             progress.base = 0.0  # load seconds of the phases already run
             for i, stack in enumerate(stacks):
-                prompts = None
-                if stack == engine_alone.NAME:
-                    prompts = _engine_alone_prompts(settings, per_stack, console)
-                    if prompts is None:
-                        errors[stack] = "no pipeline prompt length measured (no reference ran)"
-                        progress.base = (i + 1) * scenario.load_seconds * repeat
-                        continue
                 try:
+                    prompts = None
+                    if stack == engine_alone.NAME:
+                        prompts = _engine_alone_prompts(settings, per_stack, console)
+                        if prompts is None:
+                            raise RuntimeError("no pipeline prompt length measured (no "
+                                               "reference ran)")
                     per_stack[stack] = bench_stack(settings, stack, scenario, raw, store,
                                                    console, progress, task_id, engine_parity,
                                                    repeat, whole_for, prompts)
