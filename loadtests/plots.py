@@ -89,8 +89,8 @@ def _concurrency(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Dra
 
 
 def _stage_breakdown(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
-    """Per-stage and per-hop time, stacked per stack."""
-    stacks = list(per_stack)
+    """Per-stage and per-hop time, stacked per stack (runs with server-side figures only)."""
+    stacks = [s for s, r in per_stack.items() if r.get("server")]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     panels = ((axes[0], "stage_seconds", ("generate",), "Generate stage (mean, server)"),
               (axes[1], "stage_seconds", tuple(s for s in STAGES if s != "generate"),
@@ -169,8 +169,9 @@ def _open_loop(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn
             xs = [j + i * width for j in range(len(ps))]
             axes[0].bar(xs, [p["achieved_rps"] for p in ps], width, color=COLORS.get(stack),
                         label=f"{stack} achieved")
-            axes[1].bar(xs, [p["e2e_ms"]["p95"] or 0 for p in ps], width,
-                        color=COLORS.get(stack), label=stack)
+            values, bars = _error_bars([p["e2e_ms"] for p in ps], "p95")
+            axes[1].bar(xs, values, width, yerr=bars, capsize=3, color=COLORS.get(stack),
+                        label=stack)
         requested = [p.rate_rps for p in scenario.phases if p.kind != "concurrency"]
         for j, rate in enumerate(requested):
             axes[0].hlines(rate, j - 0.1, j + 0.9, colors="k", linestyles="dotted")
@@ -178,7 +179,8 @@ def _open_loop(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn
             ax.set_xticks([j + 0.4 - width / 2 for j in range(len(arrivals))], arrivals)
             ax.grid(alpha=0.3, axis="y")
         axes[0].set(title="Open loop: achieved vs requested rate (dotted)", ylabel="requests/s")
-        axes[1].set(title="Open loop: end-to-end p95", ylabel="ms")
+        axes[1].set(title="Open loop: end-to-end p95 (95% CI; none below 20 samples)",
+                    ylabel="ms")
         return (fig, "open_loop.png", "Constant and Poisson arrivals: the rate the client "
                 "managed to send against the rate asked for, and latency.")
     return None
