@@ -39,6 +39,18 @@ def steady_at(latencies: list[float], window: int = WINDOW, tolerance: float = T
     return None
 
 
+def _has_text(line: str) -> bool:
+    """Whether an SSE line is a chunk carrying generated text (as the locust user counts TTFT:
+    a role-only first chunk does not count)."""
+    if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+        return False
+    try:
+        choices = json.loads(line[5:]).get("choices") or []
+    except ValueError:
+        return False
+    return bool(choices and (choices[0].get("delta") or {}).get("content"))
+
+
 def _one(url: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
     """One request; its status, e2e and (streamed) TTFT in ms."""
     started = time.perf_counter()
@@ -54,7 +66,7 @@ def _one(url: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
             parts = []
             for line in r.iter_lines():
                 parts.append(line)
-                if ttft is None and line.startswith("data:") and '"content"' in line:
+                if ttft is None and _has_text(line):
                     ttft = (time.perf_counter() - started) * 1000
             text = "\n".join(parts[-3:])
     e2e = (time.perf_counter() - started) * 1000

@@ -48,3 +48,11 @@ def test_warm_up_is_steady_once_the_latency_stops_falling():
     assert steady_at([100.0] * 8, minimum=8) == 8
     assert steady_at([1000, 800, 600, 400, 300, 200, 120, 80]) is None  # still falling
     assert steady_at([100, 100, 100, 150, 150, 150]) == 6  # rising is not falling
+
+
+def test_warm_up_ttft_counts_only_chunks_with_text():
+    from loadtests.warmup import _has_text
+
+    assert not _has_text('data: {"choices": [{"delta": {"role": "assistant", "content": ""}}]}')
+    assert _has_text('data: {"choices": [{"delta": {"content": "Hi"}}]}')
+    assert not _has_text("data: [DONE]") and not _has_text(": keep-alive")
