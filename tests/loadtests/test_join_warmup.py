@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from loadtests.join import join, join_stack, server_records
-from loadtests.warmup import steady_at
+from loadtests.warmup import _has_text, steady_at
 
 
 def _client(rid: str, server_rid: str | None, e2e: float, ok: bool = True) -> dict:
@@ -51,8 +51,6 @@ def test_warm_up_is_steady_once_the_latency_stops_falling():
 
 
 def test_warm_up_ttft_counts_only_chunks_with_text():
-    from loadtests.warmup import _has_text
-
     assert not _has_text('data: {"choices": [{"delta": {"role": "assistant", "content": ""}}]}')
     assert _has_text('data: {"choices": [{"delta": {"content": "Hi"}}]}')
     assert not _has_text("data: [DONE]") and not _has_text(": keep-alive")
