@@ -96,6 +96,14 @@ def running(settings: Settings, log_dir: Path, ready_timeout_s: float = 300.0
         _stop(proc)
 
 
+def prompt_length(tokenizer, content: str) -> int:
+    """Tokens of one user message after the chat template, as vLLM's chat endpoint counts them
+    (the rendered prompt tokenized without extra special tokens)."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": content}],
+                                         add_generation_prompt=True, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def padded_prompts(model_dir: Path, target_tokens: int, seeds: list[str], count: int = 16
                    ) -> list[str]:
     """`count` user messages whose chat-templated length is `target_tokens` (within a few
@@ -109,9 +117,7 @@ def padded_prompts(model_dir: Path, target_tokens: int, seeds: list[str], count:
     corpus = " ".join(topics[k] for k in sorted(topics)).split()
 
     def length(text: str) -> int:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                            add_generation_prompt=True, tokenize=True)
-        return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+        return prompt_length(tokenizer, text)
 
     prompts = []
     for i in range(count):
