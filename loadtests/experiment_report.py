@@ -152,7 +152,30 @@ def _short(label: str | None) -> str:
     return "+".join(part.split("-")[0] for part in (label or "none").split("+"))
 
 
+REVISION_NOTE = (
+    "Revision names are `<revision_name>-<hash>` (shared_pipeline/revision.py): the 8-hex hash "
+    "covers the package version, the generator checkpoint's key and every setting except "
+    "`cache_dir` and `revision_name`, so revision B (`b-...`) differs from A (`a-...`) in "
+    "exactly the settings its change lists. The same change gets the same hash on both stacks "
+    "only when their settings are identical: each stack runs with its own `generate.engine` "
+    "(KServe transformers, Ray vLLM, unless --engine-parity), which is part of the hash, so "
+    "A's and B's hashes differ between the stacks while the names `a`/`b` and the change do "
+    "not. Tables show the names without hashes.")
+
+
+def _with_range(result: dict[str, Any], key: str, text: str, unit: str) -> str:
+    """`text` plus the range across repeats when the experiment was repeated."""
+    r = (result.get("figures_range") or {}).get(key)
+    if not r or r["n"] < 2:
+        return text
+    return f"{text} (range {_fmt(r['min'], unit)}–{_fmt(r['max'], unit)}, n={r['n']})"
+
+
 def _value(result: dict[str, Any], key: str, unit: str) -> str:
+    return _with_range(result, key, _value_text(result, key, unit), unit)
+
+
+def _value_text(result: dict[str, Any], key: str, unit: str) -> str:
     f = result["figures"]
     if key == "change":
         c = result.get("change") or {}
@@ -186,8 +209,11 @@ def experiments_section(root: Path, base: Path) -> tuple[str, str]:
     runs = load_results(root)
     md = ["## Experiments: rollback, kill-replica, overload\n",
           "Each ran under steady locust load on one stack; every figure is computed from the "
-          "run's `records.jsonl` and `timeline.jsonl` (definitions in docs/experiments.md).\n"]
-    parts = ["<h2>Experiments: rollback, kill-replica, overload</h2>"]
+          "run's `records.jsonl` and `timeline.jsonl` (definitions in docs/experiments.md). "
+          "With `--repeat N` a figure is the median of N runs, with its range.\n",
+          REVISION_NOTE + "\n"]
+    parts = ["<h2>Experiments: rollback, kill-replica, overload</h2>",
+             f"<p>{html.escape(REVISION_NOTE)}</p>"]
     for kind in ROWS:
         mine = [(d, r) for d, r in runs if r["experiment"] == kind]
         if not mine:

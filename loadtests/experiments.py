@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from loadtests import figures, results
+from loadtests import figures, results, warmup
 from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
-from loadtests.harness import warm_up
+from loadtests.experiment_repeats import write_combined
 from loadtests.locust_run import run_locust
 from loadtests.scenarios import Scenario
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
@@ -108,10 +108,11 @@ class Experiment:
         return results.load_records(self.records_path)
 
     def run(self) -> dict[str, Any]:
-        warm = warm_up(self.handle, self.scenario(ConcurrencyPhase(
-            name="warm-up", users=1, duration_s=1)), self.console)
-        revisions = {w["body"]["pipeline"]["revision"] for w in warm
-                     if w["status"] == 200 and isinstance(w["body"], dict)}
+        # answered whole, so each answer's `pipeline.revision` is at hand
+        warm = warmup.warm_up(self.handle.url, self.handle.name, False, self.scenario(
+            ConcurrencyPhase(name="warm-up", users=1, duration_s=1)), self.console)["answers"]
+        revisions = {w["json"]["pipeline"]["revision"] for w in warm
+                     if w["status"] == 200 and isinstance(w["json"], dict)}
         if len(revisions) > 1:
             raise RuntimeError(f"the stack answers with several revisions before any change: "
                                f"{sorted(revisions)}")
@@ -260,9 +261,12 @@ def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, o
 
 
 def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenario: str,
-               out: Path, console: Console, **overrides: Any) -> list[dict[str, Any]]:
-    """`twinserve experiment KIND... --stack S`: start the stack once, run each experiment in
-    order (results in `out/<kind>-<stack>/`), stop; the result dicts."""
+               out: Path, console: Console, repeat: int = 1,
+               **overrides: Any) -> list[dict[str, Any]]:
+    """`twinserve experiment KIND... --stack S [--repeat N]`: start the stack once, run each
+    experiment `repeat` times in order (results in `out/<kind>-<stack>/`, each repeat in
+    `repeat-<i>/` and the medians beside them, loadtests.experiment_repeats), stop; the
+    (combined) result dicts."""
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     plan = Plan.model_validate({**PLANS[scenario].model_dump(),
                                 **{k: v for k, v in overrides.items() if v is not None}})
@@ -271,5 +275,11 @@ def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenari
     with experiment_stack(stack, settings, out / f"logs-{stack}") as (handle, control):
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}")
         for kind in kinds:
-            done.append(run_on(kind, handle, control, plan, out / f"{kind}-{stack}", console))
+            target = out / f"{kind}-{stack}"
+            if repeat == 1:
+                done.append(run_on(kind, handle, control, plan, target, console))
+                continue
+            runs = [run_on(kind, handle, control, plan, target / f"repeat-{i + 1}", console)
+                    for i in range(repeat)]
+            done.append(write_combined(target, runs))
     return done

@@ -23,20 +23,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtests import host, report, results
+from loadtests import engine_alone, host, references, report, results, warmup
+from loadtests.join import join_stack
 from loadtests.locust_run import run_locust
 from loadtests.metrics_store import MetricsStore, metrics_store
 from loadtests.scenarios import Scenario, get_scenario, whole_reference_phase
-from loadtests.serverside import server_figures
-from loadtests.stacks import STACKS, StackHandle, detect_engine, launch, scrape_texts
+from loadtests.serverside import QUEUE_SAMPLE_PERIOD_S, server_figures
+from loadtests.stacks import STACKS, detect_engine, engine_for, scrape_texts
 from shared_pipeline.config import Settings
 from shared_pipeline.samples import load_questions
 
-COMPARE_ORDER = ("inprocess", "kserve", "rayserve")  # the reference first: fast to start
+REPO = Path(__file__).resolve().parents[1]
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+PROMPTS_ENV = "TWINSERVE_PROMPTS_FILE"  # the locustfile's raw-prompt list (engine alone)
 
 
 def default_out_dir() -> Path:
@@ -44,87 +46,91 @@ def default_out_dir() -> Path:
 
 
 # ---------------------------------------------------------------- one stack
-def warm_up(handle: StackHandle, scenario: Scenario, console: Console) -> list[dict[str, Any]]:
-    """Sequential requests before measuring: first-call costs (lazy imports, graph compile,
-    allocator growth) are paid here, not in the first phase. Both tiers are exercised."""
-    questions = [q.question for q in load_questions()]
-    answers = []
-    for i in range(scenario.warmup_requests):
-        body = {"model": "pipeline", "stream": False, "max_tokens": scenario.max_tokens,
-                "ignore_eos": scenario.ignore_eos,
-                "messages": [{"role": "user", "content": questions[i % len(questions)]}],
-                "pipeline": {"tier": ("small", "large")[i % 2]}}
-        started = time.perf_counter()
-        r = httpx.post(f"{handle.url}/v1/chat/completions", json=body, timeout=300)
-        answers.append({"status": r.status_code, "seconds": time.perf_counter() - started,
-                        "body": r.json() if r.headers.get("content-type", "").startswith(
-                            "application/json") else r.text[:500]})
-        if r.status_code != 200:
-            console.log(f"[yellow]{handle.name}: warm-up request {i} answered "
-                        f"{r.status_code}: {r.text[:200]}[/]")
-    return answers
 
 
+def _phase_plan(stack: str, scenario: Scenario, whole_for: set[str]) -> list[tuple[Any, Any]]:
+    """(phase, stream) in order; a reference whose engine a non-streaming stack runs also
+    answers the first phase whole, for that stack's like-for-like overhead."""
+    plan = [(phase, None) for phase in scenario.phases]
+    if stack in whole_for and (whole := whole_reference_phase(scenario)) is not None:
+        plan.append((whole, False))
+    return plan
 
 
 def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Path,
                 store: MetricsStore, console: Console, progress: Progress, task_id,
-                engine_parity: bool = False) -> dict[str, Any]:
-    """Everything for one stack, with the stack up only as long as needed."""
+                engine_parity: bool = False, repeat: int = 1, whole_for: set[str] | None = None,
+                prompts: list[str] | None = None) -> dict[str, Any]:
+    """Everything for one stack, with the stack up only as long as needed. `repeat` runs each
+    phase that many times; `prompts` (the engine alone) replaces the sample questions."""
     raw_dir = raw_root / stack
     raw_dir.mkdir(parents=True, exist_ok=True)
     (raw_dir / "records.jsonl").unlink(missing_ok=True)
+    extra_env: dict[str, str] = {}
+    model = "pipeline"
+    if prompts is not None:
+        model = engine_alone.served_model(settings)
+        (raw_dir / "prompts.json").write_text(json.dumps(prompts))
+        extra_env = {PROMPTS_ENV: str(raw_dir / "prompts.json"), "TWINSERVE_MODEL": model}
     progress.update(task_id, description=f"{stack}: starting")
-    with launch(stack, settings, raw_dir / "logs", engine_parity=engine_parity) as handle:
+    with references.running(stack, settings, raw_dir / "logs", engine_parity) as handle:
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}; metrics "
                     f"{', '.join(handle.metrics_urls)}")
-        scraped = store.add_stack(stack, handle.metrics_urls)
+        # references scrape as the `inprocess` job (their label); the engine alone exposes
+        # only vLLM's own metrics, no pipeline_* figures to ask Prometheus for
+        scraped = stack == engine_alone.NAME or store.add_stack(
+            references.metrics_label(stack), handle.metrics_urls)
         if not scraped:
             console.log(f"[yellow]{stack}: Prometheus has not scraped every target yet[/]")
         progress.update(task_id, description=f"{stack}: warming up")
-        warm = warm_up(handle, scenario, console)
+        warm = warmup.warm_up(handle.url, stack, handle.streams, scenario, console,
+                              model=model, prompts=prompts)
         time.sleep(handle.settle_s + 2 * store.scrape_interval_s)  # baseline after warm-up
         lag = handle.settle_s + store.scrape_interval_s
-        windows = []
+        windows: list[dict[str, Any]] = []
         run_start = time.time()
-        plan = [(phase, None) for phase in scenario.phases]
-        if stack == "inprocess" and (whole := whole_reference_phase(scenario)) is not None:
-            plan.append((whole, False))
+        plan = _phase_plan(stack, scenario, whole_for or set())
         for phase, stream in plan:
-            progress.update(task_id, description=f"{stack}: {phase.name}")
-            phase_started = time.time()
+            for i in range(repeat):
+                progress.update(task_id, description=f"{stack}: {phase.name}"
+                                + (f" ({i + 1}/{repeat})" if repeat > 1 else ""))
+                phase_started = time.time()
 
-            def tick(phase_started=phase_started, duration=phase.duration_s) -> None:
-                progress.update(task_id, completed=progress.base
-                                + min(time.time() - phase_started, duration))
+                def tick(phase_started=phase_started, duration=phase.duration_s) -> None:
+                    progress.update(task_id, completed=progress.base
+                                    + min(time.time() - phase_started, duration))
 
-            w = run_locust(handle, phase, scenario, raw_dir, on_tick=tick, stream=stream)
-            progress.base += phase.duration_s if stream is None else 0.0
-            w["server_start"] = w["started"] + lag
-            w["server_end"] = w["finished"] + lag
-            windows.append(w)
-            if w["exit_code"] not in (0, None):
-                console.log(f"[yellow]{stack}: locust exited {w['exit_code']} in "
-                            f"{phase.name} (see raw/{stack}/locust_{phase.name}.log)[/]")
+                w = run_locust(handle, phase, scenario, raw_dir, on_tick=tick, stream=stream,
+                               extra_env={**extra_env, "TWINSERVE_REPEAT": str(i)})
+                progress.base += phase.duration_s if stream is None else 0.0
+                w.update(phase=phase.name if i == 0 else f"{phase.name}#{i + 1}",
+                         repeat=i, server_start=w["started"] + lag,
+                         server_end=w["finished"] + lag)
+                windows.append(w)
+                if w["exit_code"] not in (0, None):
+                    console.log(f"[yellow]{stack}: locust exited {w['exit_code']} in "
+                                f"{phase.name} (see raw/{stack}/locust_{phase.name}.log)[/]")
         run_end = time.time()
         progress.update(task_id, description=f"{stack}: collecting metrics")
         time.sleep(lag + store.scrape_interval_s)
         # Read after the run and the export lag: Ray exports a replica's metrics (vLLM's among
         # them) every ~10 s, so right after warm-up they may not be on its endpoint yet.
         detected = detect_engine(scrape_texts(handle.metrics_urls))
-        server = server_figures(store.source, stack, windows, run_start + lag, run_end + lag,
-                             store.scrape_interval_s)
+        server = {} if stack == engine_alone.NAME else server_figures(
+            store.source, references.metrics_label(stack), windows, run_start + lag,
+            run_end + lag, store.scrape_interval_s, queue_step_s=QUEUE_SAMPLE_PERIOD_S)
         progress.update(task_id, description=f"{stack}: stopping")
     records = results.load_records(raw_dir / "records.jsonl")
-    phases = [results.phase_stats(records, phase, w["started"], w["load_ended"])
-              for (phase, _), w in zip(plan, windows, strict=True)]
+    phases = [results.phase_over_repeats(
+        records, phase, [(w["started"], w["load_ended"]) for w in windows
+                         if w["phase"].split("#")[0] == phase.name]) for phase, _ in plan]
     result = {
         "stack": stack, "url": handle.url, "streams": handle.streams,
         "engine": handle.engine, "engine_detected": detected, "startup_s": handle.startup_s,
         "notes": handle.notes, "metrics_urls": handle.metrics_urls,
         "revision": next((r.get("revision") for r in records if r.get("revision")), None),
-        "warmup": warm, "windows": windows, "phases": phases,
-        "overall": results.overall(phases), "server": server,
+        "warmup": warm, "repeat": repeat, "windows": windows, "phases": phases,
+        "overall": results.overall(phases), "server": server, "join": join_stack(records),
     }
     (raw_dir / "result.json").write_text(json.dumps(result, indent=2, default=str))
     console.log(f"{stack}: {result['overall']['ok']} ok, {result['overall']['failed']} failed; "
@@ -132,21 +138,55 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
     return result
 
 
+def pipeline_prompt_tokens(result: dict[str, Any] | None) -> int | None:
+    """The pipeline's prompt length in tokens: the median `usage.prompt_tokens` of a
+    reference's first phase (what the engine alone's prompts are padded to)."""
+    if not result or not result["phases"]:
+        return None
+    median = result["phases"][0]["prompt_tokens"]["p50"]
+    return round(median) if median else None
+
+
+def _whole_for(settings: Settings, stacks: tuple[str, ...], engine_parity: bool) -> set[str]:
+    """The references that also answer whole: `inprocess` (as always), and any other on the
+    engine of a non-streaming stack."""
+    engines = {engine_for(s, settings, engine_parity) for s in stacks if s == "kserve"}
+    return {s for s in stacks if s == references.REFERENCE or (references.is_reference(s)
+            and references.reference_engine(s, settings) in engines)}
+
+
+def _engine_alone_prompts(settings: Settings, per_stack: dict[str, Any],
+                          console: Console) -> list[str] | None:
+    """Prompts padded to the pipeline's prompt length measured by a reference in this run
+    (the vLLM reference when there is one: the same tokenizer either way)."""
+    refs = [s for s in per_stack if references.is_reference(s)]
+    refs.sort(key=lambda s: per_stack[s]["engine"] != "vllm")
+    target = next((t for s in refs if (t := pipeline_prompt_tokens(per_stack[s]))), None)
+    if target is None:
+        return None
+    console.log(f"engine alone: prompts padded to {target} tokens (the reference's median "
+                "usage.prompt_tokens)")
+    return engine_alone.padded_prompts(settings.model_dir, target,
+                                       [q.question for q in load_questions()])
+
+
 # ---------------------------------------------------------------- entry points
 def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: Path,
          console: Console, engine_parity: bool,
-         before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None) -> Path:
+         before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
+         repeat: int = 1) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "raw"
     raw.mkdir(exist_ok=True)
     (raw / "scenario.json").write_text(scenario.model_dump_json(indent=2))
     (raw / "settings.json").write_text(settings.model_dump_json(indent=2))
     started = time.time()
+    whole_for = _whole_for(settings, stacks, engine_parity)
     per_stack: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="twinserve-prom-") as tmp, \
             metrics_store(Path(tmp), scenario.scrape_interval_s, console) as store:
-        total = scenario.load_seconds * len(stacks)
+        total = scenario.load_seconds * len(stacks) * repeat
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.percentage:>3.0f}% of load"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
@@ -154,12 +194,19 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
             progress.base = 0.0  # load seconds of the phases already run
             for i, stack in enumerate(stacks):
                 try:
+                    prompts = None
+                    if stack == engine_alone.NAME:
+                        prompts = _engine_alone_prompts(settings, per_stack, console)
+                        if prompts is None:
+                            raise RuntimeError("no pipeline prompt length measured (no "
+                                               "reference ran)")
                     per_stack[stack] = bench_stack(settings, stack, scenario, raw, store,
-                                                   console, progress, task_id, engine_parity)
+                                                   console, progress, task_id, engine_parity,
+                                                   repeat, whole_for, prompts)
                 except Exception as exc:
                     console.log(f"[red]{stack} failed: {type(exc).__name__}: {exc}[/]")
                     errors[stack] = f"{type(exc).__name__}: {exc}"
-                    progress.base = (i + 1) * scenario.load_seconds
+                    progress.base = (i + 1) * scenario.load_seconds * repeat
             progress.update(task_id, description=f"{scenario.name}: done")
         if store.prometheus is not None:
             (raw / "promql.json").write_text(json.dumps(store.source.queries, default=str))
@@ -170,7 +217,7 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
         store_note = store.note
     env = host.environment(settings, per_stack, store_note)
     path = report.write_report(out, scenario, per_stack, env, errors,
-                               engine_parity=engine_parity)
+                               engine_parity=engine_parity, settings=settings)
     console.print(f"[bold green]report:[/] {path / 'index.html'}  ({path / 'report.md'})")
     return path
 
@@ -193,11 +240,15 @@ def bench(settings: Settings, stack: str, scenario: str, out: Path,
 
 def compare(settings: Settings, scenario: str | None, engine_parity: bool, out: Path | None,
             console: Console,
-            before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None) -> Path:
-    """`twinserve compare [--scenario NAME] [--engine-parity] --out DIR`: in-process reference,
-    KServe and Ray Serve under the identical scenario; returns the report directory.
+            before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
+            repeat: int = 1, engine_alone_row: bool = True) -> Path:
+    """`twinserve compare [--scenario NAME] [--engine-parity] [--repeat N] --out DIR`: one
+    in-process reference per engine, vLLM's own server (the engine alone), KServe and Ray
+    Serve under the identical scenario, each phase `repeat` times; returns the report dir.
 
     `before_stop` (tests) is called with the metrics store while Prometheus still runs.
     """
-    return _run(settings, COMPARE_ORDER, get_scenario(scenario), out or default_out_dir(),
-                console, engine_parity, before_stop)
+    stacks = references.compare_stacks(settings, engine_parity,
+                                       with_engine_alone=engine_alone_row)
+    return _run(settings, stacks, get_scenario(scenario), out or default_out_dir(),
+                console, engine_parity, before_stop, repeat=repeat)

@@ -31,6 +31,8 @@ import random
 import re
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -49,7 +51,13 @@ from loadtests.shapes import (
 )
 from shared_pipeline.samples import load_questions
 
-QUESTIONS = [q.question for q in load_questions()]
+# Raw prompts (the "engine alone" row: vLLM's own server given prompts padded to the
+# pipeline's length) come as a JSON list in this file; otherwise the shipped sample questions.
+PROMPTS_ENV = "TWINSERVE_PROMPTS_FILE"
+QUESTIONS = (json.loads(Path(os.environ[PROMPTS_ENV]).read_text(encoding="utf-8"))
+             if os.environ.get(PROMPTS_ENV) else [q.question for q in load_questions()])
+REPEAT = int(os.environ.get("TWINSERVE_REPEAT", "0"))  # which repeat of the phase this run is
+REQUEST_ID_HEADER = "x-request-id"
 CHAT_PATH = "/v1/chat/completions"
 PHASE = parse_phase(os.environ[PHASE_ENV]) if os.environ.get(PHASE_ENV) else None
 # Experiments end a phase when their last action is done: the runner creates this file, the
@@ -75,6 +83,9 @@ def _options(parser) -> None:
                         help="generate exactly --max-tokens tokens, the same work on every stack")
     parser.add_argument("--records", default="", env_var="TWINSERVE_RECORDS",
                         help="append one JSON line per request to this file")
+    parser.add_argument("--model", default="pipeline", env_var="TWINSERVE_MODEL",
+                        help="`model` of every request (the served model name for a plain "
+                             "OpenAI server)")
     parser.add_argument("--request-timeout", type=float, default=180.0,
                         env_var="TWINSERVE_REQUEST_TIMEOUT")
 
@@ -125,7 +136,7 @@ class PipelineUser(HttpUser):
 
     def body(self, question: str) -> dict[str, Any]:
         stream = self.options.stream
-        body: dict[str, Any] = {"model": "pipeline", "stream": stream, "temperature": 0.0,
+        body: dict[str, Any] = {"model": self.options.model, "stream": stream, "temperature": 0.0,
                                 "max_tokens": self.options.max_tokens,
                                 "ignore_eos": bool(self.options.ignore_eos),
                                 "messages": [{"role": "user", "content": question}]}
@@ -137,15 +148,17 @@ class PipelineUser(HttpUser):
         stream = self.options.stream
         record: dict[str, Any] = {
             "stack": self.options.stack_name, "phase": PHASE.name if PHASE else None,
-            "stream": stream, "question": question, "sent": time.time(),
+            "repeat": REPEAT, "request_id": uuid.uuid4().hex, "server_request_id": None,
+            "stream": stream, "question": question[:200], "sent": time.time(),
             "ok": False, "status": None, "error": None, "rejected": False,
             "e2e_ms": None, "ttft_ms": None, "tpot_ms": None, "tokens": None, "chunks": 0,
-            "tier": None, "server_ms": None}
+            "tier": None, "server_ms": None, "hop_ms": None, "prompt_tokens": None}
         name = "chat stream" if stream else "chat"
         t0 = time.perf_counter()  # before post(): with stream=True post() returns at headers
         record["sent_mono"] = time.monotonic()
         try:
             with self.client.post(CHAT_PATH, json=self.body(question), stream=stream,
+                                  headers={REQUEST_ID_HEADER: record["request_id"]},
                                   catch_response=True, name=name,
                                   timeout=self.options.request_timeout) as response:
                 record["status"] = response.status_code
@@ -231,7 +244,11 @@ class PipelineUser(HttpUser):
         usage = data.get("usage") or {}
         if usage.get("completion_tokens") is not None:
             record["tokens"] = usage["completion_tokens"]
+        if usage.get("prompt_tokens") is not None:
+            record["prompt_tokens"] = usage["prompt_tokens"]
         ext = data.get("pipeline") or {}
+        record["server_request_id"] = ext.get("request_id", record["server_request_id"])
+        record["hop_ms"] = ext.get("hop_ms", record["hop_ms"])
         record["tier"] = ext.get("tier", record["tier"])
         record["server_ms"] = ext.get("timings", record["server_ms"])
         record["revision"] = ext.get("revision")

@@ -14,7 +14,25 @@ from loadtests.tables import ms
 from shared_pipeline.schemas import STAGES
 
 Drawn = tuple[Any, str, str]  # figure, file name, caption
-COLORS = {"inprocess": "#7f7f7f", "kserve": "#1f77b4", "rayserve": "#ff7f0e"}
+COLORS = {"inprocess": "#7f7f7f", "inprocess-vllm": "#bcbd22", "engine-alone": "#2ca02c",
+          "kserve": "#1f77b4", "rayserve": "#ff7f0e"}
+
+
+def _error_bars(dists: list[dict[str, Any]], stat: str) -> tuple[list[float], list[list[float]]]:
+    """Values and asymmetric error bars (the bootstrap 95% interval) of one percentile; a
+    percentile the n does not allow is drawn as missing (NaN), not as a point."""
+    values, low, high = [], [], []
+    for d in dists:
+        v, ci = d.get(stat), (d.get("ci") or {}).get(stat)
+        if v is None or (ci is None and stat != "p50"):
+            values.append(float("nan"))
+            low.append(0.0)
+            high.append(0.0)
+            continue
+        values.append(v)
+        low.append(v - ci[0] if ci else 0.0)
+        high.append(ci[1] - v if ci else 0.0)
+    return values, [low, high]
 
 
 def plots(out: Path, scenario: Scenario, per_stack: dict[str, Any]) -> list[tuple[str, str]]:
@@ -53,9 +71,10 @@ def _concurrency(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Dra
             ps = [p for p in r["phases"] if p["phase"] in conc]
             x = [p["users"] for p in ps]
             c = COLORS.get(stack)
-            axes[0].plot(x, [p["e2e_ms"]["p50"] for p in ps], "o-", color=c, label=f"{stack} p50")
-            axes[0].plot(x, [p["e2e_ms"]["p95"] for p in ps], "s--", color=c,
-                         label=f"{stack} p95")
+            for stat, style in (("p50", "o-"), ("p95", "s--")):
+                values, bars = _error_bars([p["e2e_ms"] for p in ps], stat)
+                axes[0].errorbar(x, values, yerr=bars, fmt=style, color=c, capsize=3,
+                                 label=f"{stack} {stat} (95% CI)")
             axes[1].plot(x, [p["throughput_rps"] for p in ps], "o-", color=c, label=stack)
             axes[2].plot(x, [p["output_tokens_per_s"] for p in ps], "o-", color=c, label=stack)
         for ax, title, unit in ((axes[0], "End-to-end latency vs concurrency", "ms"),
@@ -64,13 +83,14 @@ def _concurrency(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Dra
             ax.set(title=title, xlabel="concurrent users", ylabel=unit)
             ax.grid(alpha=0.3)
         return (fig, "latency_throughput_vs_concurrency.png",
-                "Client-side end-to-end latency (p50, p95) and throughput per concurrency step.")
+                "Client-side end-to-end latency (p50, p95; bars: bootstrap 95% interval; "
+                "a p95 below 20 samples is not drawn) and throughput per concurrency step.")
     return None
 
 
 def _stage_breakdown(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:
-    """Per-stage and per-hop time, stacked per stack."""
-    stacks = list(per_stack)
+    """Per-stage and per-hop time, stacked per stack (runs with server-side figures only)."""
+    stacks = [s for s, r in per_stack.items() if r.get("server")]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     panels = ((axes[0], "stage_seconds", ("generate",), "Generate stage (mean, server)"),
               (axes[1], "stage_seconds", tuple(s for s in STAGES if s != "generate"),
@@ -98,13 +118,14 @@ def _ttft_tpot(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn
         labels = [p["phase"] for p in ps]
         c = COLORS.get(stack)
         if any(p["ttft_ms"]["p50"] is not None for p in ps):
-            axes[0].plot(labels, [p["ttft_ms"]["p50"] for p in ps], "o-", color=c,
-                         label=f"{stack} p50")
-            axes[0].plot(labels, [p["ttft_ms"]["p95"] for p in ps], "s--", color=c,
-                         label=f"{stack} p95")
+            for stat, style in (("p50", "o-"), ("p95", "s--")):
+                values, bars = _error_bars([p["ttft_ms"] for p in ps], stat)
+                axes[0].errorbar(labels, values, yerr=bars, fmt=style, color=c, capsize=3,
+                                 label=f"{stack} {stat} (95% CI)")
         if any(p["tpot_ms"]["p50"] is not None for p in ps):
-            axes[1].plot(labels, [p["tpot_ms"]["p50"] for p in ps], "o-", color=c,
-                         label=f"{stack} p50")
+            values, bars = _error_bars([p["tpot_ms"] for p in ps], "p50")
+            axes[1].errorbar(labels, values, yerr=bars, fmt="o-", color=c, capsize=3,
+                             label=f"{stack} p50 (95% CI)")
     axes[0].set(title="Time to first token (client, streamed stacks)", ylabel="ms")
     axes[1].set(title="Time per output token (client, streamed stacks)", ylabel="ms")
     for ax in axes:
@@ -148,8 +169,9 @@ def _open_loop(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn
             xs = [j + i * width for j in range(len(ps))]
             axes[0].bar(xs, [p["achieved_rps"] for p in ps], width, color=COLORS.get(stack),
                         label=f"{stack} achieved")
-            axes[1].bar(xs, [p["e2e_ms"]["p95"] or 0 for p in ps], width,
-                        color=COLORS.get(stack), label=stack)
+            values, bars = _error_bars([p["e2e_ms"] for p in ps], "p95")
+            axes[1].bar(xs, values, width, yerr=bars, capsize=3, color=COLORS.get(stack),
+                        label=stack)
         requested = [p.rate_rps for p in scenario.phases if p.kind != "concurrency"]
         for j, rate in enumerate(requested):
             axes[0].hlines(rate, j - 0.1, j + 0.9, colors="k", linestyles="dotted")
@@ -157,7 +179,8 @@ def _open_loop(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn
             ax.set_xticks([j + 0.4 - width / 2 for j in range(len(arrivals))], arrivals)
             ax.grid(alpha=0.3, axis="y")
         axes[0].set(title="Open loop: achieved vs requested rate (dotted)", ylabel="requests/s")
-        axes[1].set(title="Open loop: end-to-end p95", ylabel="ms")
+        axes[1].set(title="Open loop: end-to-end p95 (95% CI; none below 20 samples)",
+                    ylabel="ms")
         return (fig, "open_loop.png", "Constant and Poisson arrivals: the rate the client "
                 "managed to send against the rate asked for, and latency.")
     return None

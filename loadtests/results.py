@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from loadtests.shapes import ArrivalPhase, ConcurrencyPhase
+from loadtests.uncertainty import intervals, spread
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -33,13 +34,15 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def distribution(values: list[float]) -> dict[str, float | None]:
-    """mean, p50/p90/p95/p99, min, max of one metric (ms)."""
-    out: dict[str, float | None] = {"n": len(values),
+    """mean, p50/p90/p95/p99, min, max of one metric (ms), n, and each percentile's bootstrap
+    95% interval under `ci` (None where n is too small for that percentile)."""
+    out: dict[str, Any] = {"n": len(values),
                                     "mean": statistics.fmean(values) if values else None,
                                     "min": min(values) if values else None,
                                     "max": max(values) if values else None}
     for p in PERCENTILES:
         out[f"p{p}"] = percentile(values, p)
+    out["ci"] = intervals(values, PERCENTILES)
     return out
 
 
@@ -70,6 +73,8 @@ def phase_stats(records: list[dict[str, Any]], phase: ConcurrencyPhase | Arrival
         "tpot_ms": distribution([r["tpot_ms"] for r in ok if r.get("tpot_ms") is not None]),
         "tokens_per_request": tokens / len(ok) if ok else None,
         "tiers": dict(Counter(r.get("tier") or "none" for r in ok)),
+        "prompt_tokens": distribution([r["prompt_tokens"] for r in ok
+                                       if r.get("prompt_tokens") is not None]),
         "server_stage_ms": _server_stage_means(ok),
     }
     if isinstance(phase, ArrivalPhase):
@@ -81,6 +86,38 @@ def phase_stats(records: list[dict[str, Any]], phase: ConcurrencyPhase | Arrival
     else:
         stats["users"] = phase.users
     return stats
+
+
+# Figures that are one number per repeat (rates): the phase reports their median and range.
+PER_REPEAT = ("throughput_rps", "output_tokens_per_s")
+PER_REPEAT_PERCENTILES = (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("ttft_ms", "p50"))
+
+
+def phase_over_repeats(records: list[dict[str, Any]], phase: ConcurrencyPhase | ArrivalPhase,
+                       spans: list[tuple[float, float]]) -> dict[str, Any]:
+    """One phase run `len(spans)` times (records carry `repeat`, 0-based; spans are each
+    repeat's (load start, load end)).
+
+    Percentiles come from every repeat's requests pooled (more samples, a tighter interval);
+    rates are the median across repeats. `across_repeats` holds, per figure, the median and
+    range across repeats, so the reader sees how much a rerun moves it.
+    """
+    if len(spans) == 1:
+        stats = phase_stats(records, phase, *spans[0])
+        return {**stats, "repeats": 1, "across_repeats": {}}
+    mine = [r for r in records if r.get("phase") == phase.name]
+    each = [phase_stats([r for r in mine if r.get("repeat", 0) == i], phase, start, end)
+            for i, (start, end) in enumerate(spans)]
+    pooled = phase_stats(mine, phase, spans[0][0], spans[0][1])
+    across = {key: spread([s[key] for s in each]) for key in PER_REPEAT}
+    for metric, stat in PER_REPEAT_PERCENTILES:
+        across[f"{metric}.{stat}"] = spread([s[metric][stat] for s in each])
+    for key in PER_REPEAT:
+        pooled[key] = across[key]["median"]
+    pooled["duration_s"] = statistics.median(s["duration_s"] for s in each)
+    if "achieved_rps" in pooled:
+        pooled["achieved_rps"] = statistics.median(s["achieved_rps"] for s in each)
+    return {**pooled, "repeats": len(spans), "across_repeats": across}
 
 
 def _server_stage_means(ok: list[dict[str, Any]]) -> dict[str, float]:

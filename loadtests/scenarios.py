@@ -22,7 +22,9 @@ class Scenario(BaseModel):
     description: str
     max_tokens: int = Field(32, gt=0, description="tokens generated per request")
     ignore_eos: bool = Field(True, description="every request generates exactly max_tokens")
-    warmup_requests: int = Field(3, ge=0, description="sequential requests before measuring")
+    warmup_requests: int = Field(3, ge=0, description="at least this many sequential requests "
+                                 "before measuring (loadtests.warmup: then until steady)")
+    warmup_max_requests: int = Field(16, gt=0, description="warm-up gives up being steady here")
     phases: list[Phase] = Field(min_length=1)
     stop_timeout_s: float = Field(45.0, ge=0, description="in-flight requests may finish")
     scrape_interval_s: float = Field(2.0, gt=0)
@@ -45,6 +47,7 @@ SMOKE = Scenario(
     description="A quick pass over every measurement: one user, four users, Poisson arrivals.",
     max_tokens=16,
     warmup_requests=2,
+    warmup_max_requests=10,
     stop_timeout_s=20.0,
     phases=[
         ConcurrencyPhase(name="c1", users=1, duration_s=12),

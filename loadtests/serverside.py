@@ -18,6 +18,10 @@ from typing import Any, Protocol
 from loadtests.prometheus import PrometheusServer, window
 
 Key = tuple[str, ...]
+# Queue depth is sampled at one period for every stack: Ray's replicas export their gauges every
+# metrics_report_interval_ms (10 s by default), KServe's servers are scraped every 2 s; a max over
+# 2 s samples against one over 10 s samples is not like for like, so both are read at 10 s.
+QUEUE_SAMPLE_PERIOD_S = 10.0
 
 
 @dataclass
@@ -134,8 +138,13 @@ class PromQLSource:
 
 
 def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str, Any]],
-                run_start: float, run_end: float, step_s: float) -> dict[str, Any]:
-    """The Prometheus figures of one stack: whole run, per phase, and time series."""
+                run_start: float, run_end: float, step_s: float,
+                queue_step_s: float | None = None) -> dict[str, Any]:
+    """The Prometheus figures of one stack: whole run, per phase, and time series.
+
+    `queue_step_s`: the sampling period of the queue-depth maxima (the same for every stack).
+    """
+    queue_step = queue_step_s or step_s
     def hist_summary(name: str, by: tuple[str, ...], start: float, end: float):
         out = {}
         for key, h in source.histogram(name, stack, by, start, end).items():
@@ -148,8 +157,8 @@ def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str,
         return {"/".join(k) or "all": v
                 for k, v in source.counter_increase(name, stack, by, start, end).items()}
 
-    def gauge_max(name: str, by: tuple[str, ...], start: float, end: float):
-        series = source.gauge_range(name, stack, by, start, end, step_s)
+    def gauge_max(name: str, by: tuple[str, ...], start: float, end: float, step: float):
+        series = source.gauge_range(name, stack, by, start, end, step)
         return {"/".join(k): max((v for _, v in pts), default=0.0) for k, pts in series.items()}
 
     phases = {}
@@ -165,11 +174,12 @@ def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str,
             "requests_by_status": counters("pipeline_requests_total", ("status",), start, end),
             "generated_tokens_per_s": tokens.get("all", 0.0) / duration,
             "max_queue_depth": gauge_max("pipeline_generation_queue_depth", ("tier",),
-                                         start, end),
-            "max_inflight": gauge_max("pipeline_stage_inflight", ("stage",), start, end),
+                                         start, end, queue_step),
+            "max_inflight": gauge_max("pipeline_stage_inflight", ("stage",), start, end,
+                                      step_s),
         }
     return {
-        "window": [run_start, run_end],
+        "window": [run_start, run_end], "queue_sample_period_s": queue_step,
         "stage_seconds": hist_summary("pipeline_stage_seconds", ("stage",), run_start, run_end),
         "hop_seconds": hist_summary("pipeline_hop_seconds", ("stage",), run_start, run_end),
         "request_seconds": hist_summary("pipeline_request_seconds", (), run_start, run_end),

@@ -1,15 +1,16 @@
 """The report's tables, built once as rows from the stacks' results.
 
 Markdown and HTML both render these rows (templates/), so the two documents never disagree;
-`headline` is also what summary.json carries per stack. Nothing here measures anything.
+Percentiles are shown with their bootstrap 95% interval, and not at all where n is too small
+(loadtests.uncertainty). Nothing here measures anything.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from loadtests import results
-from loadtests.scenarios import WHOLE_SUFFIX, Scenario
+from loadtests.scenarios import WHOLE_SUFFIX
+from loadtests.uncertainty import cell
 from shared_pipeline.schemas import STAGES
 
 Table = tuple[list[str], list[list[Any]]]  # header, rows
@@ -34,80 +35,10 @@ def ms(seconds: float | None) -> float | None:
     return seconds * 1000 if seconds is not None else None
 
 
-def headline(stack: str, result: dict[str, Any], scenario: Scenario,
-             reference: dict[str, Any] | None) -> dict[str, Any]:
-    """The figures summary.json and the first table carry for one stack."""
-    conc = [p for p in scenario.phases if p.kind == "concurrency"]
-    first = phase_of(result, conc[0].name) if conc else None
-    last = phase_of(result, conc[-1].name) if conc else None
-    server = result.get("server", {})
-    hops = server.get("hop_seconds", {})
-    hop_total = sum(h["mean_s"] or 0 for h in hops.values()) if hops else None
-    queue = [max(v.values(), default=0) for v in
-             (p.get("max_queue_depth", {}) for p in server.get("phases", {}).values())]
-    out = {
-        "engine": result["engine"], "engine_detected": result.get("engine_detected"),
-        "streams": result["streams"], "startup_s": result["startup_s"],
-        "requests": result["overall"]["requests"], "ok": result["overall"]["ok"],
-        "failed": result["overall"]["failed"], "rejected": result["overall"]["rejected"],
-        "error_rate": result["overall"]["error_rate"],
-        "peak_throughput_rps": result["overall"]["peak_throughput_rps"],
-        "peak_output_tokens_per_s": result["overall"]["peak_output_tokens_per_s"],
-        "e2e_p50_ms_low_load": first["e2e_ms"]["p50"] if first else None,
-        "e2e_p95_ms_low_load": first["e2e_ms"]["p95"] if first else None,
-        "e2e_p50_ms_high_load": last["e2e_ms"]["p50"] if last else None,
-        "e2e_p95_ms_high_load": last["e2e_ms"]["p95"] if last else None,
-        "ttft_p50_ms_low_load": first["ttft_ms"]["p50"] if first else None,
-        "tpot_p50_ms_low_load": first["tpot_ms"]["p50"] if first else None,
-        "hop_total_mean_ms": ms(hop_total),
-        "max_generator_queue_depth": max(queue, default=None),
-        "low_load_phase": conc[0].name if conc else None,
-        "high_load_phase": conc[-1].name if conc else None,
-    }
-    if reference is not None and stack != "inprocess" and first:
-        # like for like: a stack answering whole is set against the reference answering whole
-        ref_phase = first["phase"] if result["streams"] else first["phase"] + WHOLE_SUFFIX
-        if phase_of(reference, ref_phase) is not None:
-            out["overhead_e2e_p50_ms_low_load"] = results.overhead(
-                result, {"phases": [{**phase_of(reference, ref_phase), "phase": first["phase"]}]},
-                first["phase"])
-            out["overhead_reference_phase"] = ref_phase
-    return out
-
-
-
-# ---------------------------------------------------------------- tables
-def headline_table(heads: dict[str, dict[str, Any]]) -> Table:
-    header = ["stack", "engine", "streams", "ok / failed", "peak req/s", "peak tok/s",
-              "e2e p50 low", "e2e p95 low", "e2e p50 high", "e2e p95 high", "TTFT p50 low",
-              "TPOT p50 low", "overhead vs in-process (e2e p50 low)", "hop total mean",
-              "max gen. queue"]
-    rows = []
-    for stack, h in heads.items():
-        rows.append([stack, h["engine"] + ("" if h["engine_detected"] in (None, h["engine"])
-                                           else f" (metrics say {h['engine_detected']})"),
-                     "yes" if h["streams"] else "no (whole answer)",
-                     f"{h['ok']} / {h['failed']}", fmt(h["peak_throughput_rps"], 2),
-                     fmt(h["peak_output_tokens_per_s"], 1),
-                     fmt(h["e2e_p50_ms_low_load"]) + " ms", fmt(h["e2e_p95_ms_low_load"]) + " ms",
-                     fmt(h["e2e_p50_ms_high_load"]) + " ms",
-                     fmt(h["e2e_p95_ms_high_load"]) + " ms",
-                     fmt(h["ttft_p50_ms_low_load"]) + (" ms" if h["ttft_p50_ms_low_load"]
-                                                       is not None else ""),
-                     fmt(h["tpot_p50_ms_low_load"], 1) + (" ms" if h["tpot_p50_ms_low_load"]
-                                                          is not None else ""),
-                     fmt(h.get("overhead_e2e_p50_ms_low_load")) + (
-                         " ms" if h.get("overhead_e2e_p50_ms_low_load") is not None else ""),
-                     fmt(h["hop_total_mean_ms"], 1) + (" ms" if h["hop_total_mean_ms"]
-                                                       is not None else ""),
-                     fmt(h["max_generator_queue_depth"])])
-    return header, rows
-
-
 def phase_table(per_stack: dict[str, Any]) -> Table:
     header = ["stack", "phase", "load", "sent", "ok", "failed (rejected)", "req/s", "tok/s",
-              "e2e p50", "e2e p95", "e2e p99", "TTFT p50", "TTFT p95", "TPOT p50", "TPOT p95",
-              "requested → achieved rate", "server queue max"]
+              "e2e p50 [95% CI]", "e2e p95", "e2e p99", "TTFT p50", "TTFT p95", "TPOT p50",
+              "TPOT p95", "requested → achieved rate", "server queue max"]
     rows = []
     for stack, r in per_stack.items():
         server_phases = r.get("server", {}).get("phases", {})
@@ -119,14 +50,40 @@ def phase_table(per_stack: dict[str, Any]) -> Table:
             rate = (f"{p['requested_rps']:.2f} → {p['achieved_rps']:.2f}/s"
                     if "requested_rps" in p else "closed loop")
             queue = server_phases.get(p["phase"], {}).get("max_queue_depth", {})
+            across = p.get("across_repeats") or {}
+            rps = fmt(p["throughput_rps"], 2) + (
+                f" ({fmt(across['throughput_rps']['min'], 2)}–"
+                f"{fmt(across['throughput_rps']['max'], 2)} over {p['repeats']} repeats)"
+                if across.get("throughput_rps") else "")
             rows.append([stack, p["phase"], load, p["requests"], p["ok"],
-                         f"{p['failed']} ({p['rejected']})", fmt(p["throughput_rps"], 2),
-                         fmt(p["output_tokens_per_s"], 1), fmt(p["e2e_ms"]["p50"]),
-                         fmt(p["e2e_ms"]["p95"]), fmt(p["e2e_ms"]["p99"]),
-                         fmt(p["ttft_ms"]["p50"]), fmt(p["ttft_ms"]["p95"]),
-                         fmt(p["tpot_ms"]["p50"], 1), fmt(p["tpot_ms"]["p95"], 1), rate,
+                         f"{p['failed']} ({p['rejected']})", rps,
+                         fmt(p["output_tokens_per_s"], 1), cell(p["e2e_ms"], 50),
+                         cell(p["e2e_ms"], 95), cell(p["e2e_ms"], 99),
+                         _maybe(p["ttft_ms"], 50), _maybe(p["ttft_ms"], 95),
+                         _maybe(p["tpot_ms"], 50, 1), _maybe(p["tpot_ms"], 95, 1), rate,
                          fmt(max(queue.values(), default=None))])
     return header, rows
+
+
+def _maybe(dist: dict[str, Any], p: int, digits: int = 0) -> str:
+    """A client percentile that may not exist (no TTFT for whole answers): n/a, not n=0."""
+    return cell(dist, p, digits) if dist.get("n") else "n/a"
+
+
+def client_max_ms(result: dict[str, Any]) -> float | None:
+    """The slowest successful request the client saw in the whole run (ms)."""
+    return max((p["e2e_ms"]["max"] for p in result.get("phases", [])
+                if p["e2e_ms"].get("max") is not None), default=None)
+
+
+def server_ms(seconds: float | None, client_max: float | None, digits: int = 0) -> str:
+    """A server-side quantile (interpolated in histogram buckets), in ms. One above the slowest
+    request the client saw cannot be a measured time: it is shown with a note that it only
+    says "inside this bucket"."""
+    value = ms(seconds)
+    if value is not None and client_max is not None and value > client_max:
+        return f"{fmt(value, digits)} (bucket bound; client max {fmt(client_max)})"
+    return fmt(value, digits)
 
 
 def stage_table(per_stack: dict[str, Any], key: str) -> Table:
@@ -135,8 +92,11 @@ def stage_table(per_stack: dict[str, Any], key: str) -> Table:
     rows = []
     for stack, r in per_stack.items():
         data = r.get("server", {}).get(key, {})
+        if not data:
+            continue
+        top = client_max_ms(r)
         rows.append([stack, *[
-            f"{fmt(ms(data[s]['mean_s']), 1)} / {fmt(ms(data[s]['p95_s']), 1)}"
+            f"{fmt(ms(data[s]['mean_s']), 1)} / {server_ms(data[s]['p95_s'], top, 1)}"
             if s in data else "n/a" for s in STAGES]])
     return header, rows
 
@@ -147,11 +107,14 @@ def generator_table(per_stack: dict[str, Any]) -> Table:
     rows = []
     for stack, r in per_stack.items():
         s = r.get("server", {})
+        if not s:
+            continue
+        top = client_max_ms(r)
         req = s.get("request_seconds", {}).get("all", {})
         ttft = s.get("ttft_seconds", {}).get("all", {})
         tpot = s.get("tpot_seconds", {}).get("all", {})
-        rows.append([stack, fmt(ms(req.get("p50_s"))), fmt(ms(req.get("p95_s"))),
-                     fmt(ms(ttft.get("p50_s"))), fmt(ms(ttft.get("p95_s"))),
+        rows.append([stack, server_ms(req.get("p50_s"), top), server_ms(req.get("p95_s"), top),
+                     server_ms(ttft.get("p50_s"), top), server_ms(ttft.get("p95_s"), top),
                      fmt(ms(tpot.get("p50_s")), 1),
                      fmt(s.get("generated_tokens", {}).get("all")),
                      ", ".join(f"{k} {v:.0f}" for k, v in

@@ -170,14 +170,18 @@ def compare(scenario: Annotated[str | None, typer.Option(
             experiment: Annotated[list[ExperimentKind] | None, typer.Option(
                 help="Also run this experiment on kserve and rayserve (repeatable); "
                      "its section joins the report.")] = None,
+            repeat: Annotated[int, typer.Option(
+                min=1, help="Run each phase (and each experiment) N times; the report gives "
+                            "the median across repeats with the range.")] = 1,
             config: ConfigOption = None) -> None:
-    """In-process reference, KServe and Ray Serve under one scenario; one report."""
+    """One in-process reference per engine, vLLM's own server (the engine alone), KServe and
+    Ray Serve under one scenario; one report."""
     from loadtests.harness import compare as run_compare
     from loadtests.harness import default_out_dir
 
     settings = load_settings(config)
     out = out or default_out_dir()
-    report_dir = run_compare(settings, scenario, engine_parity, out, console)
+    report_dir = run_compare(settings, scenario, engine_parity, out, console, repeat=repeat)
     if experiment:
         from loadtests.experiment_report import add_to_report
         from loadtests.experiments import experiment as run_experiment
@@ -187,7 +191,8 @@ def compare(scenario: Annotated[str | None, typer.Option(
         for stack in ServedStack:
             try:
                 for result in run_experiment(settings, kinds, stack.value, plan,
-                                             report_dir / "experiments", console):
+                                             report_dir / "experiments", console,
+                                             repeat=repeat):
                     print_figures(result)
             except Exception as exc:  # one failed stack must not hide the other
                 console.print(f"[red]experiments on {stack.value} failed:[/] "
@@ -224,6 +229,9 @@ def experiment_cmd(
             help="rollback on KServe: canaryTrafficPercent of revision B.")] = None,
         target: Annotated[str | None, typer.Option(
             help="kill-replica: the InferenceService / deployment to kill.")] = None,
+        repeat: Annotated[int, typer.Option(
+            min=1, help="Run each experiment N times; figures are medians with the range.")
+        ] = 1,
         config: ConfigOption = None) -> None:
     """Act on a stack under steady load (roll out and back, kill a replica, overload it); each
     experiment writes OUT/<kind>-<stack>/: result.json, the raw records, the timeline and
@@ -237,7 +245,8 @@ def experiment_cmd(
         raise typer.Exit(2)
     out = out or default_out_dir()
     results = run_experiment(load_settings(config), [k.value for k in kinds], stack.value,
-                             scenario, out, console, change=change.value if change else None,
+                             scenario, out, console, repeat=repeat,
+                             change=change.value if change else None,
                              mode=mode, percent=percent, target=target)
     for result in results:
         print_figures(result)

@@ -49,6 +49,8 @@ def written(tmp_path_factory):
     whole = whole_reference_phase(SCENARIO)
     per_stack = {"inprocess": fake_result("inprocess", 1000.0, True, "transformers",
                                           [*SCENARIO.phases, whole]),
+                 "inprocess-vllm": fake_result("inprocess-vllm", 950.0, True, "vllm"),
+                 "engine-alone": fake_result("engine-alone", 800.0, True, "vllm"),
                  "kserve": fake_result("kserve", 1100.0, False, "transformers"),
                  "rayserve": fake_result("rayserve", 900.0, True, "vllm")}
     env = host.environment(Settings(), per_stack, "fallback scraper")
@@ -59,13 +61,20 @@ def written(tmp_path_factory):
 def test_summary_holds_headline_figures_per_stack(written):
     summary = json.loads((written / "summary.json").read_text())
     stacks = summary["stacks"]
-    assert set(stacks) == {"inprocess", "kserve", "rayserve"}
+    assert set(stacks) == {"inprocess", "inprocess-vllm", "engine-alone", "kserve", "rayserve"}
     assert stacks["kserve"]["e2e_p50_ms_low_load"] == pytest.approx(1120.0)
     # KServe answers whole: set against the reference's whole-answer phase (same numbers here)
     assert stacks["kserve"]["overhead_e2e_p50_ms_low_load"] == pytest.approx(100.0)
     assert stacks["kserve"]["overhead_reference_phase"] == "c1-whole"
-    assert stacks["rayserve"]["overhead_e2e_p50_ms_low_load"] == pytest.approx(-100.0)
+    assert stacks["kserve"]["overhead_reference"] == "inprocess"
+    # every overhead is against the reference on the stack's own engine (issue 13)
+    assert stacks["rayserve"]["overhead_e2e_p50_ms_low_load"] == pytest.approx(-50.0)
+    assert stacks["rayserve"]["overhead_reference"] == "inprocess-vllm"
+    assert stacks["rayserve"]["overhead_reference_engine"] == "vllm"
     assert stacks["rayserve"]["overhead_reference_phase"] == "c1"
+    # ... and a ratio to the engine alone: e2e p50 (900+20) / (800+20), same TTFT
+    assert stacks["rayserve"]["engine_alone_e2e_p50_ratio_low_load"] == pytest.approx(920 / 820)
+    assert stacks["rayserve"]["engine_alone_ttft_p50_ratio_low_load"] == pytest.approx(1.0)
     assert stacks["kserve"]["ttft_p50_ms_low_load"] is None  # whole answers: no client TTFT
     assert stacks["rayserve"]["ttft_p50_ms_low_load"] == 300.0
     assert stacks["rayserve"]["rejected"] == 3
@@ -76,7 +85,10 @@ def test_summary_holds_headline_figures_per_stack(written):
 def test_markdown_states_the_differences_and_tables(written):
     md = (written / "report.md").read_text()
     assert "does not stream" in md
-    assert "Engines differ (inprocess: transformers, kserve: transformers, rayserve: vllm)" in md
+    assert ("Engines differ (inprocess: transformers, inprocess-vllm: vllm, kserve: transformers, "
+            "rayserve: vllm)") in md
+    assert "rayserve's overhead is against `inprocess-vllm` (vllm)" in md
+    assert "n too small (n=5)" in md  # p95 of 5 requests is not shown
     assert "| kserve | transformers | no (whole answer) | 15 / 3 |" in md
     assert "rejected 503: queue full" in md
     assert "0.40 → " in md  # requested vs achieved rate of the Poisson phase

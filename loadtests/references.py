@@ -1,0 +1,72 @@
+"""What a comparison runs besides the stacks: one in-process reference per engine, and the engine
+alone.
+
+An overhead is a serving-layer cost only against a reference on the same engine: Ray+vLLM minus
+an in-process transformers run is an engine difference. So the reference runs once per engine
+the compared stacks use. Names in summary.json and raw/: `inprocess` is the reference on the
+in-process default engine (transformers, KServe's), which keeps every older consumer of
+`stacks.inprocess` working; a reference on another engine is `inprocess-<engine>`
+(`inprocess-vllm`, Ray's). Under `--engine-parity` every stack runs one engine and there is one
+reference, `inprocess`. `engine-alone` is vLLM's own OpenAI server (loadtests.engine_alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from loadtests import engine_alone
+from loadtests.stacks import StackHandle, engine_for, launch, with_engine
+from shared_pipeline.config import Settings
+
+REFERENCE = "inprocess"
+CANDIDATES = ("kserve", "rayserve")
+
+
+def reference_name(engine: str, settings: Settings) -> str:
+    """`inprocess` for the reference's default engine, else `inprocess-<engine>`."""
+    return REFERENCE if engine == settings.generate.engine_for(REFERENCE) else \
+        f"{REFERENCE}-{engine}"
+
+
+def is_reference(stack: str) -> bool:
+    return stack == REFERENCE or stack.startswith(f"{REFERENCE}-")
+
+
+def reference_engine(stack: str, settings: Settings) -> str:
+    return settings.generate.engine_for(REFERENCE) if stack == REFERENCE else \
+        stack.removeprefix(f"{REFERENCE}-")
+
+
+def compare_stacks(settings: Settings, engine_parity: bool,
+                   candidates: tuple[str, ...] = CANDIDATES,
+                   with_engine_alone: bool = True) -> tuple[str, ...]:
+    """The run order: references first (fast to start, and the engine alone needs their prompt
+    length), then the engine alone, then the stacks."""
+    engines = [engine_for(s, settings, engine_parity) for s in candidates]
+    refs = list(dict.fromkeys(reference_name(e, settings) for e in engines))
+    return (*refs, *((engine_alone.NAME,) if with_engine_alone else ()), *candidates)
+
+
+def metrics_label(stack: str) -> str:
+    """The contract's `stack` label a run's metrics carry (every reference is `inprocess`;
+    references run one after the other, so the time windows keep them apart)."""
+    return REFERENCE if is_reference(stack) else stack
+
+
+@contextlib.contextmanager
+def running(stack: str, settings: Settings, log_dir: Path,
+            engine_parity: bool) -> Iterator[StackHandle]:
+    """Start any of the compare runs: a stack, a reference or the engine alone."""
+    if stack == engine_alone.NAME:
+        with engine_alone.running(settings, log_dir) as handle:
+            yield handle
+    elif is_reference(stack) and stack != REFERENCE:
+        engine = reference_engine(stack, settings)
+        with launch(REFERENCE, with_engine(settings, engine), log_dir) as handle:
+            handle.name = stack
+            yield handle
+    else:
+        with launch(stack, settings, log_dir, engine_parity=engine_parity) as handle:
+            yield handle

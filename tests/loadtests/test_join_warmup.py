@@ -1,0 +1,56 @@
+"""The client/server join by request id and the warm-up rule, on hand-made records with known
+answers (loadtests.join, loadtests.warmup)."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.join import join, join_stack, server_records
+from loadtests.warmup import _has_text, steady_at
+
+
+def _client(rid: str, server_rid: str | None, e2e: float, ok: bool = True) -> dict:
+    return {"request_id": rid, "server_request_id": server_rid, "ok": ok, "e2e_ms": e2e,
+            "server_ms": {"retrieve": 30.0, "generate": 40.0} if server_rid else None,
+            "hop_ms": 10.0 if server_rid else None}
+
+
+def test_join_gives_client_minus_server_time():
+    client = [_client("a", "a", 100.0), _client("b", "b", 130.0), _client("c", "c", 90.0)]
+    out = join_stack(client)
+    # server time = 30 + 40 stage ms + 10 hop ms = 80 ms
+    assert out["joined"] == 3 and out["id_honoured"] == 3
+    assert out["client_minus_server_ms"]["p50"] == pytest.approx(20.0)
+    assert out["client_minus_server_ms"]["min"] == pytest.approx(10.0)
+    assert out["client_minus_server_ms"]["max"] == pytest.approx(50.0)
+
+
+def test_join_on_a_server_side_log_and_through_the_answer():
+    # one server honoured the sent id, one made up its own (joined through the answer),
+    # one request failed (never joined), one answer has no server record at all
+    client = [_client("a", "a", 100.0), _client("b", "srv-7", 150.0),
+              _client("c", None, 5.0, ok=False), _client("d", None, 120.0)]
+    server = [{"request_id": "a", "server_ms": {"generate": 60.0}, "hop_ms": 0.0},
+              {"request_id": "srv-7", "server_ms": {"generate": 100.0}, "hop_ms": 20.0}]
+    out = join(client, server)
+    assert out["client_ok"] == 3 and out["joined"] == 2 and out["id_honoured"] == 1
+    assert sorted([out["client_minus_server_ms"]["min"], out["client_minus_server_ms"]["max"]]
+                  ) == [pytest.approx(30.0), pytest.approx(40.0)]
+    assert server_records(client)[1]["request_id"] == "srv-7"
+
+
+def test_warm_up_is_steady_once_the_latency_stops_falling():
+    # means of 3: 800 -> 263 (falling), ... then 263 -> 238: within 10 %, steady after 9
+    falling_then_flat = [900, 800, 700, 300, 250, 240, 238, 236, 240]
+    assert steady_at(falling_then_flat) == 9
+    assert steady_at([100.0] * 6) == 6  # two full windows are the least it can decide on
+    assert steady_at([100.0] * 6, minimum=8) is None  # the scenario's minimum comes first
+    assert steady_at([100.0] * 8, minimum=8) == 8
+    assert steady_at([1000, 800, 600, 400, 300, 200, 120, 80]) is None  # still falling
+    assert steady_at([100, 100, 100, 150, 150, 150]) == 6  # rising is not falling
+
+
+def test_warm_up_ttft_counts_only_chunks_with_text():
+    assert not _has_text('data: {"choices": [{"delta": {"role": "assistant", "content": ""}}]}')
+    assert _has_text('data: {"choices": [{"delta": {"content": "Hi"}}]}')
+    assert not _has_text("data: [DONE]") and not _has_text(": keep-alive")
