@@ -23,11 +23,16 @@ def test_prompts_are_padded_to_the_target_length(settings: Settings):
 
 
 def test_server_flags_follow_the_generate_settings():
-    settings = Settings.model_validate({"generate": {"max_model_len": 1024,
-                                                     "vllm_kv_cache_gib": 3}})
+    settings = Settings.model_validate({"generate": {
+        "max_model_len": 1024, "vllm": {"cpu_kv_cache_gib": 3, "enforce_eager": True}}})
     flags, env = vllm_server_args(settings)
-    assert flags == ["--dtype", "bfloat16", "--max-model-len", "1024", "--enforce-eager"]
-    assert env == {"VLLM_CPU_KVCACHE_SPACE": "3"}
+    assert flags[flags.index("--max-model-len") + 1] == "1024"
+    assert flags[flags.index("--dtype") + 1] == "bfloat16"
+    assert "--enforce-eager" in flags
+    assert flags[flags.index("--host") + 1] == "127.0.0.1"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    eager_off = Settings.model_validate({"generate": {"vllm": {"enforce_eager": False}}})
+    assert "--enforce-eager" not in vllm_server_args(eager_off)[0]
 
 
 def test_one_reference_per_engine_and_one_under_parity():
