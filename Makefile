@@ -37,8 +37,10 @@ prepare: install
 # Prometheus, then the rollback experiment on both stacks, into reports/<timestamp>/ (about
 # 25-30 min on 2 cores; SCENARIO=smoke: ~10 min).
 SCENARIO ?=
+INVENTORY ?= examples/inventories/rag-answers-app-team.yaml
 demo: setup
-	$(TWINSERVE) compare $(if $(SCENARIO),--scenario $(SCENARIO),) --experiment rollback
+	$(TWINSERVE) compare $(if $(SCENARIO),--scenario $(SCENARIO),) --experiment rollback \
+	  --inventory $(INVENTORY)
 
 test: setup
 	$(PY) -m pytest

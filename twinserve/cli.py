@@ -173,6 +173,9 @@ def compare(scenario: Annotated[str | None, typer.Option(
             repeat: Annotated[int, typer.Option(
                 min=1, help="Run each phase (and each experiment) N times; the report gives "
                             "the median across repeats with the range.")] = 1,
+            inventory: Annotated[Path | None, typer.Option(
+                help="A route's inventory (docs/decision.md): add its decision record to the "
+                     "report.", exists=True, dir_okay=False)] = None,
             config: ConfigOption = None) -> None:
     """One in-process reference per engine, vLLM's own server (the engine alone), KServe and
     Ray Serve under one scenario; one report."""
@@ -199,6 +202,21 @@ def compare(scenario: Annotated[str | None, typer.Option(
                               f"{type(exc).__name__}: {exc}")
         add_to_report(report_dir)
         console.print(f"[bold green]report with experiments:[/] {report_dir / 'index.html'}")
+    if inventory:
+        print_decision(report_dir, inventory)
+
+
+def print_decision(report_dir: Path, inventory: Path) -> None:
+    """Add the inventory's decision record to the report and print its one-line summary."""
+    import json
+
+    from loadtests.decision.record import add_decision_to_report
+
+    record = add_decision_to_report(report_dir, inventory)
+    data = json.loads((record.parent / "decision.json").read_text())
+    verdict = data["summary"] if data["decision"] else f"no decision: {data['why_no_decision']}"
+    console.print(f"[bold]decision ({inventory.name}):[/] {verdict}  ({record})",
+                  highlight=False)
 
 
 def print_figures(result: dict) -> None:
