@@ -260,15 +260,18 @@ def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, o
 
 
 def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenario: str,
-               out: Path, console: Console, **overrides: Any) -> list[dict[str, Any]]:
+               out: Path, console: Console, running: contextlib.AbstractContextManager | None
+               = None, **overrides: Any) -> list[dict[str, Any]]:
     """`twinserve experiment KIND... --stack S`: start the stack once, run each experiment in
-    order (results in `out/<kind>-<stack>/`), stop; the result dicts."""
+    order (results in `out/<kind>-<stack>/`), stop; the result dicts. `running` yields a
+    (handle, control) of a deployment instead (loadtests.cluster_experiment)."""
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     plan = Plan.model_validate({**PLANS[scenario].model_dump(),
                                 **{k: v for k, v in overrides.items() if v is not None}})
     out.mkdir(parents=True, exist_ok=True)
     done = []
-    with experiment_stack(stack, settings, out / f"logs-{stack}") as (handle, control):
+    running = running or experiment_stack(stack, settings, out / f"logs-{stack}")
+    with running as (handle, control):
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}")
         for kind in kinds:
             done.append(run_on(kind, handle, control, plan, out / f"{kind}-{stack}", console))

@@ -30,7 +30,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from loadtests import host, report, results
 from loadtests.locust_run import run_locust
 from loadtests.metrics_store import MetricsStore, metrics_store
-from loadtests.scenarios import Scenario, get_scenario, whole_reference_phase
+from loadtests.remote import RemoteTarget, attach, remote_store
+from loadtests.scenario_file import resolve_scenario
+from loadtests.scenarios import Scenario, whole_reference_phase
 from loadtests.serverside import server_figures
 from loadtests.stacks import STACKS, StackHandle, detect_engine, launch, scrape_texts
 from shared_pipeline.config import Settings
@@ -69,13 +71,17 @@ def warm_up(handle: StackHandle, scenario: Scenario, console: Console) -> list[d
 
 def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Path,
                 store: MetricsStore, console: Console, progress: Progress, task_id,
-                engine_parity: bool = False) -> dict[str, Any]:
-    """Everything for one stack, with the stack up only as long as needed."""
+                engine_parity: bool = False, remote: RemoteTarget | None = None
+                ) -> dict[str, Any]:
+    """Everything for one stack, with the stack up only as long as needed (`remote`: a
+    running endpoint, attached to instead of started)."""
     raw_dir = raw_root / stack
     raw_dir.mkdir(parents=True, exist_ok=True)
     (raw_dir / "records.jsonl").unlink(missing_ok=True)
     progress.update(task_id, description=f"{stack}: starting")
-    with launch(stack, settings, raw_dir / "logs", engine_parity=engine_parity) as handle:
+    running = attach(remote, settle_s=20.0 * (stack == "rayserve")) if remote else launch(
+        stack, settings, raw_dir / "logs", engine_parity=engine_parity)
+    with running as handle:
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}; metrics "
                     f"{', '.join(handle.metrics_urls)}")
         scraped = store.add_stack(stack, handle.metrics_urls)
@@ -135,7 +141,9 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
 # ---------------------------------------------------------------- entry points
 def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: Path,
          console: Console, engine_parity: bool,
-         before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None) -> Path:
+         before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
+         remotes: dict[str, RemoteTarget] | None = None,
+         prometheus_url: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "raw"
     raw.mkdir(exist_ok=True)
@@ -145,7 +153,9 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
     per_stack: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="twinserve-prom-") as tmp, \
-            metrics_store(Path(tmp), scenario.scrape_interval_s, console) as store:
+            (remote_store(remotes, prometheus_url, Path(tmp), scenario.scrape_interval_s,
+                          console) if remotes else
+             metrics_store(Path(tmp), scenario.scrape_interval_s, console)) as store:
         total = scenario.load_seconds * len(stacks)
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.percentage:>3.0f}% of load"), TimeElapsedColumn())
@@ -155,7 +165,8 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
             for i, stack in enumerate(stacks):
                 try:
                     per_stack[stack] = bench_stack(settings, stack, scenario, raw, store,
-                                                   console, progress, task_id, engine_parity)
+                                                   console, progress, task_id, engine_parity,
+                                                   (remotes or {}).get(stack))
                 except Exception as exc:
                     console.log(f"[red]{stack} failed: {type(exc).__name__}: {exc}[/]")
                     errors[stack] = f"{type(exc).__name__}: {exc}"
@@ -175,29 +186,36 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
     return path
 
 
-def bench(settings: Settings, stack: str, scenario: str, out: Path,
-          console: Console) -> dict:
-    """`twinserve bench --stack S --scenario NAME --out DIR`: one stack, report in `out`.
+def bench(settings: Settings, stack: str, scenario: str | Scenario, out: Path,
+          console: Console, remote: RemoteTarget | None = None,
+          prometheus_url: str | None = None) -> dict:
+    """`twinserve bench --stack S --scenario NAME|PATH --out DIR`: one stack, report in `out`;
+    with `remote` (`--url`), against that running endpoint, named `stack`.
 
     Returns the stack's result (the same dict as `raw/<stack>/result.json`).
     """
-    if stack not in STACKS:
+    if remote is None and stack not in STACKS:
         raise KeyError(f"unknown stack {stack!r}; known: {', '.join(STACKS)}")
     out = out or default_out_dir()
-    _run(settings, (stack,), get_scenario(scenario), out, console, engine_parity=False)
+    _run(settings, (stack,), resolve_scenario(scenario), out, console, engine_parity=False,
+         remotes={stack: remote} if remote else None, prometheus_url=prometheus_url)
     result_path = out / "raw" / stack / "result.json"
     if not result_path.exists():
         raise RuntimeError(f"{stack} produced no result; see {out / 'report.md'}")
     return json.loads(result_path.read_text())
 
 
-def compare(settings: Settings, scenario: str | None, engine_parity: bool, out: Path | None,
-            console: Console,
-            before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None) -> Path:
-    """`twinserve compare [--scenario NAME] [--engine-parity] --out DIR`: in-process reference,
-    KServe and Ray Serve under the identical scenario; returns the report directory.
+def compare(settings: Settings, scenario: str | Scenario | None, engine_parity: bool,
+            out: Path | None, console: Console,
+            before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
+            remotes: dict[str, RemoteTarget] | None = None,
+            prometheus_url: str | None = None) -> Path:
+    """`twinserve compare [--scenario NAME|PATH] [--engine-parity] --out DIR`: in-process
+    reference, KServe and Ray Serve under the identical scenario; returns the report directory.
+    With `remotes` (`--url kserve=URL --url rayserve=URL`): those running endpoints only.
 
     `before_stop` (tests) is called with the metrics store while Prometheus still runs.
     """
-    return _run(settings, COMPARE_ORDER, get_scenario(scenario), out or default_out_dir(),
-                console, engine_parity, before_stop)
+    stacks = tuple(remotes) if remotes else COMPARE_ORDER
+    return _run(settings, stacks, resolve_scenario(scenario), out or default_out_dir(),
+                console, engine_parity, before_stop, remotes, prometheus_url)
