@@ -34,6 +34,7 @@ import httpx
 from rich.console import Console
 
 from loadtests import figures, results
+from loadtests.emulation import emulated_parts
 from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
 from loadtests.harness import warm_up
 from loadtests.locust_run import run_locust
@@ -124,6 +125,7 @@ class Experiment:
         result = {
             "experiment": self.kind, "stack": self.handle.name, "engine": self.handle.engine,
             "streams": self.handle.streams, "url": self.handle.url,
+            "emulated": emulated_parts(self.handle.name, self.handle.native is None, self.kind),
             "started": started, "ended": time.time(), "revision_a": self.revision_a,
             "plan": self.plan.model_dump(mode="json"), "change": self.change,
             "actions": self.actions,

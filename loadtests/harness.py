@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadtests import host, report, results
+from loadtests.emulation import emulated_parts
 from loadtests.locust_run import run_locust
 from loadtests.metrics_store import MetricsStore, metrics_store
 from loadtests.remote import RemoteTarget, attach, remote_store
@@ -128,6 +129,7 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         "stack": stack, "url": handle.url, "streams": handle.streams,
         "engine": handle.engine, "engine_detected": detected, "startup_s": handle.startup_s,
         "notes": handle.notes, "metrics_urls": handle.metrics_urls,
+        "emulated": emulated_parts(stack, remote is not None),
         "revision": next((r.get("revision") for r in records if r.get("revision")), None),
         "warmup": warm, "windows": windows, "phases": phases,
         "overall": results.overall(phases), "server": server,

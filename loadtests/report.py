@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from loadtests.emulation import emulated_notes, mark_emulated
 from loadtests.plots import plots
 from loadtests.scenarios import WHOLE_SUFFIX, Scenario
 from loadtests.tables import (
@@ -81,7 +82,7 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
     """Write summary.json, the plots, report.md and index.html into `out`; returns `out`."""
     reference = per_stack.get("inprocess")
     heads = {s: headline(s, r, scenario, reference) for s, r in per_stack.items()}
-    diffs = differences(per_stack, engine_parity, heads)
+    diffs = differences(per_stack, engine_parity, heads) + emulated_notes(per_stack)
     summary = {"scenario": scenario.name, "engine_parity": engine_parity, "stacks": heads,
                "errors": errors, "differences_by_design": diffs, "environment": env,
                "units": {"*_ms*": "milliseconds", "*_rps": "requests/s",
@@ -97,6 +98,7 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
         ("Whole request and generator, ms (server side)", generator_table(per_stack)),
         ("Failures by reason", failure_table(per_stack)),
     ]
+    sections = [(title, mark_emulated(table, per_stack)) for title, table in sections]
     context = {
         "scenario": scenario, "differences": diffs, "errors": errors, "sections": sections,
         "figures": plots(out, scenario, per_stack) if per_stack else [],
