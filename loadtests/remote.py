@@ -62,6 +62,19 @@ def parse_targets(values: list[str], default_name: str | None = None) -> dict[st
     return targets
 
 
+def served_engine(models: dict) -> str:
+    """The engine `/v1/models` says the tiers run (`small: x, large: y` when they differ);
+    'unknown' when the card does not say."""
+    try:
+        tiers = next(c for c in models["data"] if c.get("id") == "pipeline")["pipeline"]["tiers"]
+        engines = {tier: spec["engine"] for tier, spec in tiers.items()}
+    except (KeyError, StopIteration, TypeError, AttributeError):
+        return "unknown"
+    if len(set(engines.values())) == 1:
+        return next(iter(engines.values()))
+    return ", ".join(f"{tier}: {engine}" for tier, engine in engines.items()) or "unknown"
+
+
 @contextlib.contextmanager
 def attach(target: RemoteTarget, *, settle_s: float = 0.0) -> Iterator:
     """The handle of a running endpoint; refuses one that does not answer `/v1/models`."""
@@ -75,13 +88,14 @@ def attach(target: RemoteTarget, *, settle_s: float = 0.0) -> Iterator:
     if r.status_code != 200:
         raise RuntimeError(f"{target.name}: GET {target.url}/v1/models answered "
                            f"{r.status_code}: {r.text[:200]}")
+    engine = target.engine if target.engine != "unknown" else served_engine(r.json())
     notes = [f"remote endpoint {target.url}, started elsewhere: nothing was started or "
              "stopped, startup time is not measured"]
     if not target.can_stream:
         notes.append("KServe's InferenceGraph router buffers every step's answer, so the client "
                      "sends stream=false: TTFT/TPOT are not measurable on the client.")
     yield StackHandle(target.name, target.url, list(target.metrics_urls),
-                      streams=target.can_stream, engine=target.engine, settle_s=settle_s,
+                      streams=target.can_stream, engine=engine, settle_s=settle_s,
                       notes=notes)
 
 

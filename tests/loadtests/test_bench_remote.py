@@ -72,6 +72,7 @@ def test_bench_by_url_against_a_separately_started_stack(tmp_path: Path) -> None
 
     # client-side figures, from the stack's answers, with no server-side source
     assert plain["url"] == server.url and plain["startup_s"] == 0.0
+    assert plain["engine"] == server.engine  # what its /v1/models card says
     assert plain["overall"]["ok"] > 0 and plain["overall"]["failed"] == 0
     assert [p["phase"] for p in plain["phases"]][:2] == ["c1", "poisson-0.5"]
     assert all(not p["stage_seconds"] for p in plain["server"]["phases"].values())

@@ -27,6 +27,7 @@ from loadtests.remote import (
     attach,
     parse_targets,
     remote_store,
+    served_engine,
     with_metrics,
 )
 from loadtests.serverside import PromQLSource, server_figures
@@ -65,6 +66,16 @@ def test_metrics_urls_join_their_stack() -> None:
     assert joined["kserve"].metrics_urls == ("http://a:9/metrics",)
     with pytest.raises(ValueError, match="no --url for stack 'inprocess'"):
         with_metrics(targets, ["inprocess=http://c/metrics"])
+
+
+def test_the_engine_is_read_from_the_model_card() -> None:
+    def card(small: str, large: str) -> dict:
+        return {"object": "list", "data": [{"id": "pipeline", "pipeline": {"tiers": {
+            "small": {"model": "a", "engine": small}, "large": {"model": "b", "engine": large}}}}]}
+
+    assert served_engine(card("vllm", "vllm")) == "vllm"
+    assert served_engine(card("vllm", "transformers")) == "small: vllm, large: transformers"
+    assert served_engine({"object": "list", "data": [{"id": "pipeline"}]}) == "unknown"
 
 
 def test_an_endpoint_that_does_not_answer_is_refused() -> None:
