@@ -1,11 +1,12 @@
-"""`twinserve bench --url` against a stack started separately on loopback, as a remote
-deployment would be: the in-process reference server is started by loadtests' own launcher,
-then the CLI, in its own process, benchmarks it by URL with a YAML scenario of tiny phases.
+"""`twinserve bench --url` and `compare --url NAME=URL` against a stack started separately on
+loopback, as a remote deployment would be: the in-process reference server is started by
+loadtests' own launcher, then the CLI, in its own process, benchmarks it by URL with a YAML
+scenario of tiny phases.
 
-Twice: with no Prometheus (client-side figures only, and the report says so), and with
-`--prometheus-url` naming a Prometheus that this test starts and points at the server's
-/metrics, as a cluster's Prometheus scrapes the pods (the harness only queries it). Durations
-are printed, not asserted.
+Three runs: with no Prometheus (client-side figures only, and the report says so), the same by
+`compare`, and with `--prometheus-url` naming a Prometheus that this test starts and points at
+the server's /metrics, as a cluster's Prometheus scrapes the pods (the harness only queries
+it). Durations are printed, not asserted.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ phases:
 """
 
 
-def bench_by_url(url: str, out: Path, scenario: Path, *extra: str) -> dict:
+def bench_by_url(url: str, out: Path, scenario: Path, *extra: str,
+                 command: tuple[str, ...] = ("bench", "--stack-name", "inprocess", "--url")
+                 ) -> dict:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "twinserve.cli", "bench", "--url", url, "--stack-name",
-         "inprocess", "--scenario", str(scenario), "--out", str(out), *extra],
+        [sys.executable, "-m", "twinserve.cli", *command, url, "--scenario", str(scenario),
+         "--out", str(out), *extra],
         cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
-    print(f"bench --url {' '.join(extra)}: {time.perf_counter() - started:.0f}s")
+    print(f"{command[0]} --url {' '.join(extra)}: {time.perf_counter() - started:.0f}s")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((out / "raw" / "inprocess" / "result.json").read_text())
 
@@ -55,6 +58,8 @@ def test_bench_by_url_against_a_separately_started_stack(tmp_path: Path) -> None
     scenario.write_text(TINY)
     with running_stack(Settings(), log_path=tmp_path / "server.log") as server:
         plain = bench_by_url(server.url, tmp_path / "plain", scenario)
+        compared = bench_by_url(f"inprocess={server.url}", tmp_path / "compare", scenario,
+                                command=("compare", "--url"))
         binary = find_prometheus()
         if binary is None:
             pytest.skip("prometheus is not installed: --prometheus-url not exercised")
@@ -79,6 +84,11 @@ def test_bench_by_url_against_a_separately_started_stack(tmp_path: Path) -> None
     assert any("remote endpoint" in n for n in plain["notes"])
     report = (tmp_path / "plain" / "report.md").read_text()
     assert NO_SERVER_SIDE in report
+
+    # compare --url NAME=URL: the same run, of the named deployments only
+    assert compared["overall"]["ok"] > 0
+    summary = json.loads((tmp_path / "compare" / "summary.json").read_text())
+    assert list(summary["stacks"]) == ["inprocess"]
 
     # the given Prometheus answered the server-side figures
     assert queried["overall"]["ok"] > 0
