@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import figures
+from loadtests.emulation import emulated_notes, marked
 from loadtests.results import load_records
 
 SECTION_START = "<!-- experiments:start -->"
@@ -218,8 +219,9 @@ def experiments_section(root: Path, base: Path) -> tuple[str, str]:
         mine = [(d, r) for d, r in runs if r["experiment"] == kind]
         if not mine:
             continue
-        header = ["figure", *[r["stack"] + (f" ({r['change']['mode']})" if r.get("change")
-                                             else "") for _, r in mine]]
+        header = ["figure", *[marked(r["stack"], r) + (f" ({r['change']['mode']})"
+                                                       if r.get("change") else "")
+                              for _, r in mine]]
         rows = [[label, *[_value(r, key, unit) for _, r in mine]] for label, key, unit in
                 ROWS[kind]]
         md += [f"### {kind}\n", "| " + " | ".join(header) + " |",
@@ -228,6 +230,9 @@ def experiments_section(root: Path, base: Path) -> tuple[str, str]:
                   *[f"<th>{html.escape(h)}</th>" for h in header], "</tr></thead><tbody>",
                   *["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
                     for row in rows], "</tbody></table>"]
+        notes = emulated_notes({r["stack"]: r for _, r in mine})
+        md += [f"{note}\n" for note in notes]
+        parts += [f"<p>{html.escape(note)}</p>" for note in notes]
         for directory, result in mine:
             image = (directory / "timeline.png").relative_to(base)
             caption = f"{result['stack']} {kind}: raw data in {directory.relative_to(base)}/"

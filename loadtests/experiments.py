@@ -34,6 +34,7 @@ import httpx
 from rich.console import Console
 
 from loadtests import figures, results, warmup
+from loadtests.emulation import emulated_parts
 from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
 from loadtests.experiment_repeats import write_combined
 from loadtests.locust_run import run_locust
@@ -125,6 +126,7 @@ class Experiment:
         result = {
             "experiment": self.kind, "stack": self.handle.name, "engine": self.handle.engine,
             "streams": self.handle.streams, "url": self.handle.url,
+            "emulated": emulated_parts(self.handle.name, self.handle.native is None, self.kind),
             "started": started, "ended": time.time(), "revision_a": self.revision_a,
             "plan": self.plan.model_dump(mode="json"), "change": self.change,
             "actions": self.actions,
@@ -262,17 +264,20 @@ def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, o
 
 def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenario: str,
                out: Path, console: Console, repeat: int = 1,
+               running: contextlib.AbstractContextManager | None = None,
                **overrides: Any) -> list[dict[str, Any]]:
     """`twinserve experiment KIND... --stack S [--repeat N]`: start the stack once, run each
     experiment `repeat` times in order (results in `out/<kind>-<stack>/`, each repeat in
     `repeat-<i>/` and the medians beside them, loadtests.experiment_repeats), stop; the
-    (combined) result dicts."""
+    (combined) result dicts. `running` yields a (handle, control) of a deployment instead
+    (loadtests.cluster_experiment)."""
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     plan = Plan.model_validate({**PLANS[scenario].model_dump(),
                                 **{k: v for k, v in overrides.items() if v is not None}})
     out.mkdir(parents=True, exist_ok=True)
     done = []
-    with experiment_stack(stack, settings, out / f"logs-{stack}") as (handle, control):
+    running = running or experiment_stack(stack, settings, out / f"logs-{stack}")
+    with running as (handle, control):
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}")
         for kind in kinds:
             target = out / f"{kind}-{stack}"

@@ -27,10 +27,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadtests import engine_alone, host, references, report, results, warmup
+from loadtests.emulation import emulated_parts
 from loadtests.join import join_stack
 from loadtests.locust_run import run_locust
 from loadtests.metrics_store import MetricsStore, metrics_store
-from loadtests.scenarios import Scenario, get_scenario, whole_reference_phase
+from loadtests.remote import RemoteTarget, attach, remote_store
+from loadtests.scenario_file import resolve_scenario
+from loadtests.scenarios import Scenario, whole_reference_phase
 from loadtests.serverside import QUEUE_SAMPLE_PERIOD_S, server_figures
 from loadtests.stacks import STACKS, detect_engine, engine_for, scrape_texts
 from shared_pipeline.config import Settings
@@ -60,9 +63,11 @@ def _phase_plan(stack: str, scenario: Scenario, whole_for: set[str]) -> list[tup
 def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Path,
                 store: MetricsStore, console: Console, progress: Progress, task_id,
                 engine_parity: bool = False, repeat: int = 1, whole_for: set[str] | None = None,
-                prompts: list[str] | None = None) -> dict[str, Any]:
+                prompts: list[str] | None = None, remote: RemoteTarget | None = None
+                ) -> dict[str, Any]:
     """Everything for one stack, with the stack up only as long as needed. `repeat` runs each
-    phase that many times; `prompts` (the engine alone) replaces the sample questions."""
+    phase that many times; `prompts` (the engine alone) replaces the sample questions; `remote`
+    is a running endpoint, attached to instead of started."""
     raw_dir = raw_root / stack
     raw_dir.mkdir(parents=True, exist_ok=True)
     (raw_dir / "records.jsonl").unlink(missing_ok=True)
@@ -73,7 +78,9 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         (raw_dir / "prompts.json").write_text(json.dumps(prompts))
         extra_env = {PROMPTS_ENV: str(raw_dir / "prompts.json"), "TWINSERVE_MODEL": model}
     progress.update(task_id, description=f"{stack}: starting")
-    with references.running(stack, settings, raw_dir / "logs", engine_parity) as handle:
+    running = (attach(remote, settle_s=20.0 * (stack == "rayserve")) if remote else
+               references.running(stack, settings, raw_dir / "logs", engine_parity))
+    with running as handle:
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}; metrics "
                     f"{', '.join(handle.metrics_urls)}")
         # references scrape as the `inprocess` job (their label); the engine alone exposes
@@ -128,6 +135,7 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         "stack": stack, "url": handle.url, "streams": handle.streams,
         "engine": handle.engine, "engine_detected": detected, "startup_s": handle.startup_s,
         "notes": handle.notes, "metrics_urls": handle.metrics_urls,
+        "emulated": emulated_parts(stack, remote is not None),
         "revision": next((r.get("revision") for r in records if r.get("revision")), None),
         "warmup": warm, "repeat": repeat, "windows": windows, "phases": phases,
         "overall": results.overall(phases), "server": server, "join": join_stack(records),
@@ -174,7 +182,8 @@ def _engine_alone_prompts(settings: Settings, per_stack: dict[str, Any],
 def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: Path,
          console: Console, engine_parity: bool,
          before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
-         repeat: int = 1) -> Path:
+         repeat: int = 1, remotes: dict[str, RemoteTarget] | None = None,
+         prometheus_url: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "raw"
     raw.mkdir(exist_ok=True)
@@ -185,7 +194,9 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
     per_stack: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="twinserve-prom-") as tmp, \
-            metrics_store(Path(tmp), scenario.scrape_interval_s, console) as store:
+            (remote_store(remotes, prometheus_url, Path(tmp), scenario.scrape_interval_s,
+                          console) if remotes else
+             metrics_store(Path(tmp), scenario.scrape_interval_s, console)) as store:
         total = scenario.load_seconds * len(stacks) * repeat
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.percentage:>3.0f}% of load"), TimeElapsedColumn())
@@ -202,7 +213,8 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
                                                "reference ran)")
                     per_stack[stack] = bench_stack(settings, stack, scenario, raw, store,
                                                    console, progress, task_id, engine_parity,
-                                                   repeat, whole_for, prompts)
+                                                   repeat, whole_for, prompts,
+                                                   (remotes or {}).get(stack))
                 except Exception as exc:
                     console.log(f"[red]{stack} failed: {type(exc).__name__}: {exc}[/]")
                     errors[stack] = f"{type(exc).__name__}: {exc}"
@@ -222,33 +234,40 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
     return path
 
 
-def bench(settings: Settings, stack: str, scenario: str, out: Path,
-          console: Console) -> dict:
-    """`twinserve bench --stack S --scenario NAME --out DIR`: one stack, report in `out`.
+def bench(settings: Settings, stack: str, scenario: str | Scenario, out: Path,
+          console: Console, remote: RemoteTarget | None = None,
+          prometheus_url: str | None = None) -> dict:
+    """`twinserve bench --stack S --scenario NAME|PATH --out DIR`: one stack, report in `out`;
+    with `remote` (`--url`), against that running endpoint, named `stack`.
 
     Returns the stack's result (the same dict as `raw/<stack>/result.json`).
     """
-    if stack not in STACKS:
+    if remote is None and stack not in STACKS:
         raise KeyError(f"unknown stack {stack!r}; known: {', '.join(STACKS)}")
     out = out or default_out_dir()
-    _run(settings, (stack,), get_scenario(scenario), out, console, engine_parity=False)
+    _run(settings, (stack,), resolve_scenario(scenario), out, console, engine_parity=False,
+         remotes={stack: remote} if remote else None, prometheus_url=prometheus_url)
     result_path = out / "raw" / stack / "result.json"
     if not result_path.exists():
         raise RuntimeError(f"{stack} produced no result; see {out / 'report.md'}")
     return json.loads(result_path.read_text())
 
 
-def compare(settings: Settings, scenario: str | None, engine_parity: bool, out: Path | None,
-            console: Console,
+def compare(settings: Settings, scenario: str | Scenario | None, engine_parity: bool,
+            out: Path | None, console: Console,
             before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
-            repeat: int = 1, engine_alone_row: bool = True) -> Path:
-    """`twinserve compare [--scenario NAME] [--engine-parity] [--repeat N] --out DIR`: one
+            repeat: int = 1, engine_alone_row: bool = True,
+            remotes: dict[str, RemoteTarget] | None = None,
+            prometheus_url: str | None = None) -> Path:
+    """`twinserve compare [--scenario NAME|PATH] [--engine-parity] [--repeat N] --out DIR`: one
     in-process reference per engine, vLLM's own server (the engine alone), KServe and Ray
     Serve under the identical scenario, each phase `repeat` times; returns the report dir.
+    With `remotes` (`--url kserve=URL --url rayserve=URL`): those running endpoints only.
 
     `before_stop` (tests) is called with the metrics store while Prometheus still runs.
     """
-    stacks = references.compare_stacks(settings, engine_parity,
-                                       with_engine_alone=engine_alone_row)
-    return _run(settings, stacks, get_scenario(scenario), out or default_out_dir(),
-                console, engine_parity, before_stop, repeat=repeat)
+    stacks = tuple(remotes) if remotes else references.compare_stacks(
+        settings, engine_parity, with_engine_alone=engine_alone_row)
+    return _run(settings, stacks, resolve_scenario(scenario), out or default_out_dir(),
+                console, engine_parity, before_stop, repeat=repeat, remotes=remotes,
+                prometheus_url=prometheus_url)

@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from loadtests.emulation import emulated_notes, mark_emulated
 from loadtests.engine_alone import NAME as ENGINE_ALONE
 from loadtests.engine_alone import vllm_server_args
 from loadtests.fairness_tables import join_table, queue_notes, queue_table, warmup_table
@@ -116,7 +117,7 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
                  settings: Settings | None = None) -> Path:
     """Write summary.json, the plots, report.md and index.html into `out`; returns `out`."""
     heads = {s: headline(s, r, scenario, per_stack) for s, r in per_stack.items()}
-    diffs = differences(per_stack, engine_parity, heads, settings)
+    diffs = differences(per_stack, engine_parity, heads, settings) + emulated_notes(per_stack)
     summary = {"scenario": scenario.name, "engine_parity": engine_parity, "stacks": heads,
                "errors": errors, "differences_by_design": diffs, "environment": env,
                "stack_names": {"inprocess": "in-process reference on its default engine "
@@ -142,6 +143,7 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
         ("Warm-up until steady", warmup_table(per_stack)),
         ("Failures by reason", failure_table(per_stack)),
     ]
+    sections = [(title, mark_emulated(table, per_stack)) for title, table in sections]
     context = {
         "scenario": scenario, "differences": diffs, "errors": errors, "sections": sections,
         "figures": plots(out, scenario, per_stack) if per_stack else [],

@@ -16,6 +16,7 @@ from rich.table import Table
 from shared_pipeline.config import Settings
 from shared_pipeline.schemas import RequestError
 from twinserve.decide import decide as decide_record
+from twinserve.remote_options import CLUSTER_HELP, METRICS_HELP, PROM_HELP, SCENARIO_HELP, URL_HELP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="One RAG LLM pipeline on KServe and on Ray Serve, measured the same way.")
@@ -149,21 +150,35 @@ def up(stack: Annotated[ServedStack, typer.Argument(help="kserve or rayserve")],
 
 
 @app.command()
-def bench(stack: Annotated[Stack, typer.Option(help="Which stack to load.")],
-          scenario: Annotated[str, typer.Option(help="Scenario name (loadtests/scenarios.py).")]
-          = "smoke",
+def bench(stack: Annotated[Stack | None, typer.Option(help="Which stack to load.")] = None,
+          scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "smoke",
           out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+          url: Annotated[str | None, typer.Option(help=URL_HELP)] = None,
+          stack_name: Annotated[str | None, typer.Option(
+              help="With --url: the report's name for it and the `stack` label of its "
+                   "pipeline_* metrics (default: --stack).")] = None,
+          prometheus_url: Annotated[str | None, typer.Option(help=PROM_HELP)] = None,
+          metrics_url: Annotated[list[str] | None, typer.Option(help=METRICS_HELP)] = None,
           config: ConfigOption = None) -> None:
-    """Run one locust scenario against one stack, with Prometheus, and write its report."""
+    """Run one locust scenario against one stack (started here, or running at --url) and write
+    its report; server-side figures from Prometheus."""
     from loadtests.harness import bench as run_bench
     from loadtests.harness import default_out_dir
+    from twinserve.remote_options import refuse, scenario_or_exit, targets_or_exit
 
-    run_bench(load_settings(config), stack.value, scenario, out or default_out_dir(), console)
+    name = stack_name or (stack.value if stack else None)
+    if name is None:
+        raise refuse(console, "name the stack: --stack, or --stack-name with --url")
+    if url is None and (stack_name or prometheus_url):
+        raise refuse(console, "--stack-name and --prometheus-url need --url")
+    remote = targets_or_exit(console, [url] if url else None, metrics_url, name).get(name)
+    run_bench(load_settings(config), name, scenario_or_exit(console, scenario),
+              out or default_out_dir(), console, remote=remote, prometheus_url=prometheus_url)
 
 
 @app.command()
 def compare(scenario: Annotated[str | None, typer.Option(
-                help="Scenario name (default: the full demo scenario).")] = None,
+                help=SCENARIO_HELP + " Default: the full demo scenario.")] = None,
             engine_parity: Annotated[bool, typer.Option(
                 "--engine-parity", help="Run every stack on the same engine.")] = False,
             out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
@@ -176,15 +191,28 @@ def compare(scenario: Annotated[str | None, typer.Option(
             inventory: Annotated[Path | None, typer.Option(
                 help="A route's inventory (docs/decision.md): add its decision record to the "
                      "report.", exists=True, dir_okay=False)] = None,
+            url: Annotated[list[str] | None, typer.Option(help=URL_HELP)] = None,
+            prometheus_url: Annotated[str | None, typer.Option(help=PROM_HELP)] = None,
+            metrics_url: Annotated[list[str] | None, typer.Option(help=METRICS_HELP)] = None,
             config: ConfigOption = None) -> None:
     """One in-process reference per engine, vLLM's own server (the engine alone), KServe and
-    Ray Serve under one scenario; one report."""
+    Ray Serve under one scenario (or the deployments at --url kserve=URL --url rayserve=URL);
+    one report."""
     from loadtests.harness import compare as run_compare
     from loadtests.harness import default_out_dir
+    from twinserve.remote_options import refuse, scenario_or_exit, targets_or_exit
 
+    remotes = targets_or_exit(console, url, metrics_url)
+    if remotes and experiment:
+        raise refuse(console, "--experiment starts local stacks; against a deployment run "
+                              "`twinserve experiment ... --cluster --url URL`")
+    if prometheus_url and not remotes:
+        raise refuse(console, "--prometheus-url needs --url")
     settings = load_settings(config)
     out = out or default_out_dir()
-    report_dir = run_compare(settings, scenario, engine_parity, out, console, repeat=repeat)
+    report_dir = run_compare(settings, scenario_or_exit(console, scenario), engine_parity, out,
+                             console, repeat=repeat, remotes=remotes or None,
+                             prometheus_url=prometheus_url)
     if experiment:
         from loadtests.experiment_report import add_to_report
         from loadtests.experiments import experiment as run_experiment
@@ -250,6 +278,12 @@ def experiment_cmd(
         repeat: Annotated[int, typer.Option(
             min=1, help="Run each experiment N times; figures are medians with the range.")
         ] = 1,
+        cluster: Annotated[bool, typer.Option("--cluster", help=CLUSTER_HELP)] = False,
+        context: Annotated[str | None, typer.Option(help="--cluster: kubeconfig context "
+                                                         "(default: the current one).")] = None,
+        namespace: Annotated[str | None, typer.Option(help="--cluster: namespace (default: "
+                                                           "the context's).")] = None,
+        url: Annotated[str | None, typer.Option(help="--cluster: the entry point's URL.")] = None,
         config: ConfigOption = None) -> None:
     """Act on a stack under steady load (roll out and back, kill a replica, overload it); each
     experiment writes OUT/<kind>-<stack>/: result.json, the raw records, the timeline and
@@ -257,15 +291,19 @@ def experiment_cmd(
     from loadtests.experiments import PLANS
     from loadtests.experiments import experiment as run_experiment
     from loadtests.harness import default_out_dir
+    from twinserve.remote_options import cluster_running, refuse
 
     if scenario not in PLANS:
         console.print(f"[red]unknown scenario {scenario!r}[/]; known: {', '.join(PLANS)}")
         raise typer.Exit(2)
+    running = cluster_running(stack.value, url, context, namespace) if cluster else None
+    if not cluster and (url or context or namespace):
+        raise refuse(console, "--url, --context and --namespace need --cluster")
     out = out or default_out_dir()
     results = run_experiment(load_settings(config), [k.value for k in kinds], stack.value,
-                             scenario, out, console, repeat=repeat,
-                             change=change.value if change else None,
-                             mode=mode, percent=percent, target=target)
+                             scenario, out, console, repeat=repeat, running=running,
+                             change=change.value if change else None, mode=mode,
+                             percent=percent, target=target)
     for result in results:
         print_figures(result)
     console.print(f"[bold green]results:[/] {out}/<kind>-{stack.value}/result.json "
