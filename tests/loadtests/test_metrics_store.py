@@ -24,6 +24,16 @@ def finish(metrics: PipelineMetrics, n: int) -> None:
         metrics.finished(state, 200)
 
 
+def until(check, timeout_s: float = 30.0) -> bool:
+    """Poll `check` until it holds or `timeout_s` passes (a bound, not a measurement)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_fallback_scraper_when_prometheus_is_missing(endpoint, tmp_path, monkeypatch):
     metrics, url = endpoint
     monkeypatch.setenv("PATH", str(tmp_path))  # no prometheus binary on PATH
@@ -33,13 +43,16 @@ def test_fallback_scraper_when_prometheus_is_missing(endpoint, tmp_path, monkeyp
         assert "scraped /metrics itself" in store.note
         finish(metrics, 1)
         assert store.add_stack("inprocess", [url])
-        time.sleep(1.0)  # ten scrape intervals: a baseline sample even on a busy machine
+
+        def ok_since(start: float) -> dict:
+            return store.source.counter_increase("pipeline_requests_total", "inprocess",
+                                                 ("status",), start, time.time())
+
+        # Wait for scrapes, not for a fixed time: a busy machine may scrape late.
+        assert until(lambda: ok_since(0.0) == {("ok",): 1.0})  # the baseline sample
         start = time.time()
         finish(metrics, 3)
-        time.sleep(1.0)
-        increase = store.source.counter_increase("pipeline_requests_total", "inprocess",
-                                                 ("status",), start, time.time())
-    assert increase == {("ok",): 3.0}
+        assert until(lambda: ok_since(start) == {("ok",): 3.0}), ok_since(start)
     assert "prometheus is not installed" in console.export_text()
 
 

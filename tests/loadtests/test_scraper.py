@@ -81,9 +81,15 @@ def test_scraper_thread_polls_until_stopped(endpoint):
     scraper = FallbackScraper(interval_s=0.1)
     scraper.set_targets("inprocess", [url, "http://127.0.0.1:9/metrics"])  # one dead target
     scraper.start()
-    time.sleep(0.5)
+
+    def seen() -> dict:
+        now = time.time()
+        return scraper.counter_increase("pipeline_requests_total", "inprocess", (), now - 60, now)
+
+    deadline = time.monotonic() + 30  # wait for the thread's scrapes, however late they come
+    while not (seen() and "http://127.0.0.1:9/metrics" in scraper.errors) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     scraper.stop()
     assert "http://127.0.0.1:9/metrics" in scraper.errors
-    now = time.time()
-    assert scraper.counter_increase("pipeline_requests_total", "inprocess", (), now - 60,
-                                    now) == {(): 1.0}
+    assert seen() == {(): 1.0}
