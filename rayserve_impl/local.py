@@ -5,9 +5,10 @@
 temp dir, so runs never share session files; fixed, free ports, the Prometheus endpoint among
 them, every one on loopback), then the
 equivalent of `serve deploy` (PUT of the config to the dashboard's `/api/serve/applications/`),
-then wait until the application is RUNNING with every deployment HEALTHY. Teardown deletes the
-Serve application first (replicas drain and stop their vLLM engines), then ends the Ray
-processes this module started, by their process group, and removes the temp dir.
+then wait until the application is RUNNING with every deployment HEALTHY. Teardown (also on
+SIGTERM / SIGHUP, within the 30 s a supervisor allows) deletes the Serve application first
+(replicas drain and stop their vLLM engines), then ends the Ray processes this cluster started,
+by their process group and by its temp dir in their command lines, and removes the temp dir.
 
 Loopback only: Ray on Linux turns `--node-ip-address 127.0.0.1` into the machine's routable
 address (`services.resolve_ip_for_localhost`), so GCS, raylet, the dashboard agent, the monitor
