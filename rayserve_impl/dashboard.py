@@ -31,9 +31,10 @@ class Dashboard:
             raise RuntimeError(f"serve deploy refused ({response.status_code}): "
                                f"{response.text}")
 
-    def delete(self) -> None:
+    def delete(self, timeout_s: float = 60.0) -> None:
         """`serve shutdown`: delete every application (replicas shut down gracefully)."""
-        httpx.delete(f"{self.url}/api/serve/applications/", headers=self.headers, timeout=60)
+        httpx.delete(f"{self.url}/api/serve/applications/", headers=self.headers,
+                     timeout=timeout_s)
 
     def status(self) -> dict[str, Any]:
         """`serve status` as JSON: applications, their deployments and replicas."""

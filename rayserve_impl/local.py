@@ -5,9 +5,16 @@
 temp dir, so runs never share session files; fixed, free ports, the Prometheus endpoint among
 them, every one on loopback), then the
 equivalent of `serve deploy` (PUT of the config to the dashboard's `/api/serve/applications/`),
-then wait until the application is RUNNING with every deployment HEALTHY. Teardown deletes the
-Serve application first (replicas drain and stop their vLLM engines), then ends the Ray
-processes this module started, by their process group, and removes the temp dir.
+then wait until the application is RUNNING with every deployment HEALTHY. Teardown (also on
+SIGTERM / SIGHUP, within the 30 s a supervisor allows) deletes the Serve application first
+(replicas drain and stop their vLLM engines), then ends the Ray processes this cluster started,
+by their process group and by its temp dir in their command lines, and removes the temp dir.
+
+Loopback only: Ray on Linux turns `--node-ip-address 127.0.0.1` into the machine's routable
+address (`services.resolve_ip_for_localhost`), so GCS, raylet, the dashboard agent, the monitor
+and the client server would listen on it. `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` selects Ray's
+single-node mode (its default on macOS and Windows): the node IP stays 127.0.0.1, and no other
+node can join, which is what local mode is.
 
 Each cluster gets its own Ray auth token (`RAY_AUTH_MODE=token`): Ray 2.60 turns token auth on
 by itself once `~/.ray/auth_token` exists, so being explicit keeps the dashboard calls working
@@ -34,7 +41,7 @@ from rayserve_impl.dashboard import Dashboard
 from rayserve_impl.serve_config import local_config
 from shared_pipeline.config import Settings
 from shared_pipeline.processes import LOOPBACK, ManagedProcess, free_port
-from shared_pipeline.watchdog import watchdog
+from shared_pipeline.watchdog import clean_up, watchdog
 
 __all__ = ["Dashboard", "LocalRayCluster", "RunningStack", "running_stack"]
 
@@ -42,8 +49,13 @@ DEFAULT_PORT = 8000
 NUM_CPUS = 2  # a laptop / CI box; every deployment's num_cpus is sized to fit in it
 READY_TIMEOUT_S = 600.0  # two vLLM engines start in ~35 s each on 2 cores; builds add more
 # Stopping fits in the 30 s a supervisor (systemd, docker stop) gives before its SIGKILL:
-# replicas drain and stop their engines, then Ray's processes get SIGTERM, then SIGKILL.
-APP_SHUTDOWN_S, RAY_STOP_GRACE_S = 15.0, 10.0
+# replicas drain and stop their engines (at most APP_SHUTDOWN_S), then Ray's processes get
+# SIGTERM and, RAY_STOP_GRACE_S later, SIGKILL.
+APP_SHUTDOWN_S, RAY_STOP_GRACE_S = 12.0, 10.0
+# Ray's single-node mode (see the module docstring) and no second drain on SIGTERM: `ray start`
+# would otherwise wait up to 30 s for a node drain after we have already drained Serve.
+LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
 
 
 @dataclass
@@ -86,7 +98,8 @@ class LocalRayCluster:
         self.metrics_url = f"http://{LOOPBACK}:{self.ports['metrics']}/metrics"
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.ray_env = {"RAY_ADDRESS": f"{LOOPBACK}:{self.ports['gcs']}",
-                        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.dashboard.token}
+                        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.dashboard.token,
+                        **LOCAL_RAY_ENV}
         self._process: ManagedProcess | None = None
 
     # ------------------------------------------------------------------ start
@@ -174,20 +187,34 @@ class LocalRayCluster:
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
-        """Delete the Serve app (graceful replica shutdown), then end Ray's process group."""
+        """Drain the Serve app, then end every Ray process of this cluster, in bounded time.
+
+        The app delete lets replicas finish requests and stop their vLLM engines. Then Ray's
+        process group and every process naming this cluster's temp dir (a Ray process that left
+        the group) get SIGTERM, and SIGKILL after `RAY_STOP_GRACE_S`. Other Ray clusters on the
+        host are left alone, which `ray stop` would not do.
+        """
         if self._process is not None and self._process.exit_code() is None:
-            try:
-                self.dashboard.delete()
-                self._wait(lambda: not self.dashboard.status().get("applications"),
-                           APP_SHUTDOWN_S, "the Serve application to shut down")
-            except (httpx.HTTPError, TimeoutError):
-                pass  # Ray is going down anyway
+            self._drain_serve(time.monotonic() + APP_SHUTDOWN_S)
         if self._process is not None:
-            self._process.stop(RAY_STOP_GRACE_S)  # SIGTERM Ray's group, wait, SIGKILL the rest
+            clean_up({"group": {"pgid": self._process.pid},
+                      "marker": {"marker": str(self.temp_dir)}}, grace_s=RAY_STOP_GRACE_S)
+            self._process.wait_stopped(time.monotonic() + 1)  # reap `ray start`, unguard it
             self._process = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         watchdog().forget_marker(str(self.temp_dir))
         watchdog().forget_command(str(self.temp_dir))
+
+    def _drain_serve(self, deadline: float) -> None:
+        """`serve shutdown` and wait for it until `deadline`; Ray goes down after it anyway."""
+        try:
+            self.dashboard.delete(timeout_s=max(1.0, deadline - time.monotonic()))
+            while time.monotonic() < deadline:
+                if not self.dashboard.status().get("applications"):
+                    return
+                time.sleep(0.5)
+        except httpx.HTTPError:
+            pass
 
 
 @contextmanager

@@ -8,6 +8,7 @@ then signal the launcher and check that nothing of it is left.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import subprocess
@@ -24,6 +25,9 @@ from shared_pipeline.processes import LOOPBACK, free_port
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 900.0
 READY_PATHS = {"kserve": "/readyz", "rayserve": "/v1/models"}  # the entry point's readiness
+# What the launcher prints once every part is up. Ray's ingress answers `/v1/models` before the
+# other replicas have finished starting (and opened their own ports), so wait for the line too.
+READY_LINES = {"rayserve": "Ray Serve stack ready"}
 GONE_WITHIN_S = 30.0  # the issue's bar: nothing alive, every port free, 30 s after the signal
 
 
@@ -56,7 +60,8 @@ def start_up(stack: str, tmp_path: Path) -> Launched:
             raise AssertionError(f"twinserve up {stack} exited with {process.returncode}:\n"
                                  f"{log_path.read_text(errors='replace')[-4000:]}")
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
+            if httpx.get(url, timeout=5).status_code == 200 and (
+                    READY_LINES.get(stack, "") in log_path.read_text(errors="replace")):
                 break
         except httpx.HTTPError:
             pass
@@ -73,7 +78,7 @@ def start_up(stack: str, tmp_path: Path) -> Launched:
             for conn in proc.connections(kind="tcp"):
                 if conn.status == psutil.CONN_LISTEN:
                     listening.append((conn.laddr.ip, conn.laddr.port, proc.pid))
-                    if conn.laddr.ip != LOOPBACK:
+                    if not is_loopback(conn.laddr.ip):
                         print(f"NOT LOOPBACK {conn.laddr.ip}:{conn.laddr.port} "
                               f"{' '.join(proc.cmdline())[:200]}")
         except psutil.NoSuchProcess:
@@ -81,6 +86,22 @@ def start_up(stack: str, tmp_path: Path) -> Launched:
     print(f"{len(tree)} processes, listening on "
           + ", ".join(sorted({f'{ip}:{p}' for ip, p, _ in listening})))
     return Launched(process, log_path, tree, listening)
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1, also as an IPv4-mapped IPv6 address (gRPC's dual-stack sockets)."""
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def command_of(launched: Launched, pid: int) -> str:
+    """The command line of one process of the tree ("" once it is gone)."""
+    for proc in launched.tree:
+        if proc.pid == pid:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                return " ".join(proc.cmdline())
+    return ""
 
 
 def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
