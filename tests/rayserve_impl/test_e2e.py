@@ -133,7 +133,7 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     ({"model": "pipeline", "messages": [{"role": "user", "content": "hi"}],
       "pipeline": {"tier": "huge"}}, 400, "pipeline.tier"),
     ({"model": "pipeline", "messages": [{"role": "user", "content": "hi"}],
-      "tools": []}, 400, "tools"),
+      "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "tools"),
 ])
 def test_bad_input_gets_a_4xx_json_error_naming_the_problem(stack: RunningStack, payload,
                                                             status: int, named: str) -> None:
