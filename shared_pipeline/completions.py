@@ -82,10 +82,29 @@ def parse_completion_request(payload: Any, settings: Settings) -> ChatCompletion
     try:
         return parse_chat_request(chat, settings)
     except RequestError as exc:
-        if exc.param and exc.param.split(".")[0] == "messages":
-            message = exc.message.replace(exc.param, "prompt", 1)
-            raise RequestError(exc.status, message, "prompt", exc.kind) from None
-        raise
+        raise as_prompt_error(exc) from None
+
+
+def as_prompt_error(exc: RequestError) -> RequestError:
+    """A chat refusal of the user turn made from the prompt, naming `prompt` instead."""
+    if not (exc.param and exc.param.split(".")[0] == "messages"):
+        return exc
+    return RequestError(exc.status, exc.message.replace(exc.param, "prompt", 1), "prompt",
+                        exc.kind, exc.retry_after_s)
+
+
+def as_completion_answer(status: int, chat: Any) -> Any:
+    """A decoded chat answer (whole, or an OpenAI error body) as the completions answer: for a
+    server that only sees the chat answer (the KServe graph runner)."""
+    if status == 200 and isinstance(chat, dict) and chat.get("object") == "chat.completion":
+        return text_completion(chat)
+    error = chat.get("error") if isinstance(chat, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("param"), str):
+        refused = RequestError(status, error.get("message", ""), error["param"],
+                               error.get("type", "invalid_request_error"),
+                               error.get("retry_after_s"))
+        return as_prompt_error(refused).to_body()
+    return chat
 
 
 # ---------------------------------------------------------------- answers

@@ -22,30 +22,38 @@ from starlette.responses import JSONResponse
 
 from shared_pipeline.schemas import STAGES, RequestError
 
+# What each stack calls the server of a stage (KServe InferenceService, Ray deployment): one name
+# per stage, two generators for `generate`. A stack's /health reports by stage.
+STAGE_OF_SERVICE = {"retriever": "retrieve", "reranker": "rerank", "router": "route",
+                    "generator-small": "generate", "generator-large": "generate",
+                    "postprocessor": "postprocess"}
 READY = "ready"
 UNAVAILABLE = "unavailable_error"
 
 
-def health_answer(readiness: Mapping[str, str | None]) -> tuple[int, dict[str, Any]]:
+def health_answer(readiness: Mapping[str, str | None],
+                  about: Mapping[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     """(status, body) for `GET /health`.
 
     Args:
         readiness: stage -> None when ready, else why it is not (e.g. "generator-small is
             DEPLOYING"). Stages are reported in pipeline order.
+        about: what else the stack says about itself in the body (revision, engine).
     """
     order = [s for s in STAGES if s in readiness] + [s for s in readiness if s not in STAGES]
     stages = {s: readiness[s] or READY for s in order}
     waiting = [s for s in order if readiness[s] is not None]
     if not waiting:
-        return 200, {"status": "ok", "stages": stages}
+        return 200, {"status": "ok", **(about or {}), "stages": stages}
     first = waiting[0]
     error = RequestError(503, f"stage {first!r} is not ready: {readiness[first]}",
                          kind=UNAVAILABLE)
-    return 503, {**error.to_body(), "status": "unavailable", "stages": stages}
+    return 503, {**error.to_body(), "status": "unavailable", **(about or {}), "stages": stages}
 
 
-def health_response(readiness: Mapping[str, str | None]) -> JSONResponse:
-    status, body = health_answer(readiness)
+def health_response(readiness: Mapping[str, str | None],
+                    about: Mapping[str, Any] | None = None) -> JSONResponse:
+    status, body = health_answer(readiness, about)
     return JSONResponse(body, status_code=status)
 
 
