@@ -28,6 +28,11 @@ class Stack(StrEnum):
     rayserve = "rayserve"
 
 
+class BenchClient(StrEnum):
+    locust = "locust"
+    vllm_bench = "vllm-bench"
+
+
 class ServedStack(StrEnum):
     kserve = "kserve"
     rayserve = "rayserve"
@@ -153,11 +158,18 @@ def bench(stack: Annotated[Stack, typer.Option(help="Which stack to load.")],
           scenario: Annotated[str, typer.Option(help="Scenario name (loadtests/scenarios.py).")]
           = "smoke",
           out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+          client: Annotated[BenchClient, typer.Option(
+              help="Load generator: locust, or vLLM's `vllm bench serve`.")] = BenchClient.locust,
           config: ConfigOption = None) -> None:
     """Run one locust scenario against one stack, with Prometheus, and write its report."""
     from loadtests.harness import bench as run_bench
     from loadtests.harness import default_out_dir
 
+    if client is BenchClient.vllm_bench:
+        from loadtests.vllm_bench import bench as run_vllm_bench
+
+        run_vllm_bench(load_settings(config), stack.value, out or default_out_dir(), console)
+        return
     run_bench(load_settings(config), stack.value, scenario, out or default_out_dir(), console)
 
 
