@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,8 +36,11 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from rayserve_impl.generate import GenerationEvent
 from rayserve_impl.live_config import apply_user_config
 from rayserve_impl.metrics import pipeline_metrics
+from rayserve_impl.readiness import stage_readiness
+from shared_pipeline.completions import completion_chunks, include_usage, text_completion
 from shared_pipeline.config import Settings
-from shared_pipeline.entry import enter, read_json
+from shared_pipeline.endpoints import health_response, install_route_errors
+from shared_pipeline.entry import enter, enter_completion, read_json
 from shared_pipeline.errors import ErrorAnswer, Overloaded, error_answer
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
@@ -48,6 +51,7 @@ from shared_pipeline.streaming import DONE, content_chunks, final_chunk, sse, ss
 logger = logging.getLogger(__name__)
 
 api = FastAPI(title="twinserve pipeline on Ray Serve")
+install_route_errors(api)  # unknown path 404, wrong method 405: OpenAI error bodies
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -89,7 +93,8 @@ async def _texts(events: AsyncIterator[GenerationEvent],
 @serve.deployment(name="ingress")
 @serve.ingress(api)
 class PipelineIngress:
-    """Routes `/v1/chat/completions` and `/v1/models`; owns no model, only handles."""
+    """Routes `/v1/chat/completions`, `/v1/completions`, `/v1/models` and `/health`; owns no
+    model, only handles."""
 
     def __init__(self, settings: Settings, retriever: DeploymentHandle,
                  reranker: DeploymentHandle, router: DeploymentHandle,
@@ -118,10 +123,25 @@ class PipelineIngress:
     async def models(self) -> dict[str, Any]:
         return models_list(self.settings, "rayserve")
 
+    @api.get("/health")
+    async def health(self) -> Response:
+        """200 when every stage deployment has a running replica, else 503 naming the stage."""
+        return health_response(await stage_readiness(), {"revision": self.revision})
+
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
+        return await self._answer(request, enter, completions=False)
+
+    @api.post("/v1/completions")
+    async def completions(self, request: Request) -> Response:
+        """The prompt answered as the question, in the `text_completion` shapes."""
+        return await self._answer(request, enter_completion, completions=True)
+
+    # ------------------------------------------------------------------ helpers
+    async def _answer(self, request: Request, entry: Callable[..., PipelineState],
+                      completions: bool) -> Response:
         try:
-            state = enter(read_json(await request.body()), self.settings, self.revision,
+            state = entry(read_json(await request.body()), self.settings, self.revision,
                           request.headers.get(REQUEST_ID_HEADER))
         except RequestError as exc:
             self.metrics.finished(None, exc.status)
@@ -130,14 +150,14 @@ class PipelineIngress:
         try:
             state = await self._prepare(state)
             if state.request.stream:
-                return await self._stream(state, headers)
+                return await self._stream(state, headers, completions)
             generated = self.generators[state.tier].run.remote(state)
             state = await self.postprocessor.run.remote(generated)  # counts the request
         except Exception as exc:
             return self._refuse(state, exc, headers)
-        return JSONResponse(chat_completion(state), headers=headers)
+        whole = chat_completion(state)
+        return JSONResponse(text_completion(whole) if completions else whole, headers=headers)
 
-    # ------------------------------------------------------------------ helpers
     async def _prepare(self, state: PipelineState) -> PipelineState:
         """retrieve -> rerank -> route, each response handed to the next call unawaited."""
         retrieved = self.retriever.run.remote(state)
@@ -150,22 +170,29 @@ class PipelineIngress:
         self.metrics.finished(state, error.status)
         return error_response(error, {**headers, **extra})
 
-    async def _stream(self, state: PipelineState, headers: dict[str, str]) -> Response:
+    async def _stream(self, state: PipelineState, headers: dict[str, str],
+                      completions: bool) -> Response:
         """Start generation and wait for its first event before answering, so a full queue is
         still a 503 (not a 200 whose stream fails); then stream the rest as SSE."""
         events: DeploymentResponseGenerator = (
             self.generators[state.tier].options(stream=True).stream.remote(state))
         first = await events.__anext__()
-        return StreamingResponse(self._sse(state, first, events),
+        usage = include_usage(state.request)
+        frame: Callable[[dict[str, Any]], str] = (
+            (lambda c: "".join(sse(x) for x in completion_chunks(c, usage))) if completions
+            else sse)
+        return StreamingResponse(self._sse(state, first, events, frame),
                                  media_type="text/event-stream", headers=headers)
 
     async def _sse(self, state: PipelineState, first: GenerationEvent,
-                   events: DeploymentResponseGenerator) -> AsyncIterator[str]:
+                   events: DeploymentResponseGenerator,
+                   frame: Callable[[dict[str, Any]], str]) -> AsyncIterator[str]:
+        """`frame` writes one chat chunk as SSE (as `text_completion` chunks for completions)."""
         final = [state]
         try:
             async for chunk in content_chunks(state, self.cleaner,
                                               _texts(_chain(first, events), final)):
-                yield sse(chunk)
+                yield frame(chunk)
             state = await self.postprocessor.run.remote(final[-1])  # counts the request
         except asyncio.CancelledError:  # the client went away: stop generating for it
             events.cancel()
@@ -176,5 +203,5 @@ class PipelineIngress:
             self.metrics.finished(final[-1], error.status)
             yield sse_failure(error)
             return
-        yield sse(final_chunk(state))
+        yield frame(final_chunk(state))
         yield sse(DONE)

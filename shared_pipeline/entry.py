@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared_pipeline.completions import parse_completion_request
 from shared_pipeline.config import Settings
 from shared_pipeline.schemas import (
     ChatCompletionRequest,
@@ -42,3 +43,9 @@ def enter(payload: Any, settings: Settings, revision: str,
           request_id: str | None = None) -> PipelineState:
     """Validate a decoded body and start its state; raise `RequestError` (400/404) if refused."""
     return begin(parse_chat_request(payload, settings), revision, request_id)
+
+
+def enter_completion(payload: Any, settings: Settings, revision: str,
+                     request_id: str | None = None) -> PipelineState:
+    """`enter` for a `/v1/completions` body: its prompt is the question (`completions.py`)."""
+    return begin(parse_completion_request(payload, settings), revision, request_id)

@@ -88,3 +88,40 @@ REFUSED: dict[str, tuple[dict[str, Any], int, str]] = {
     "unknown-field": (body(best_of=2), 400, "best_of"),
     "unknown-model": (body(model="gpt-4"), 404, "model"),
 }
+
+# /v1/completions: a `prompt` answered as the question; the sampling fields as in chat.
+PROMPT = "What does the pass statement do?"
+
+
+def completion_body(**fields: Any) -> dict[str, Any]:
+    """A small valid completions request with `fields` added or replaced."""
+    return {"model": "pipeline", "prompt": PROMPT, "max_tokens": 4, **fields}
+
+
+COMPLETION_ACCEPTED: dict[str, dict[str, Any]] = {
+    "completion-prompt": completion_body(),
+    "completion-prompt-list-of-one": completion_body(prompt=[PROMPT]),
+    "completion-sampling": completion_body(temperature=0.5, top_p=0.9, seed=7, stop=["\n"]),
+    "completion-neutral": completion_body(echo=False, n=1, logprobs=None, ignore_eos=True,
+                                          repetition_penalty=1.0),
+    # what `vllm bench serve --backend openai` sends (stream=false so it answers whole)
+    "completion-vllm-bench": completion_body(repetition_penalty=1.0, logprobs=None,
+                                             stream_options={"include_usage": True}),
+}
+
+COMPLETION_REFUSED: dict[str, tuple[dict[str, Any], int, str]] = {
+    "completion-no-prompt": ({"model": "pipeline", "max_tokens": 4}, 400, "prompt"),
+    "completion-empty-prompt": (completion_body(prompt=""), 400, "prompt"),
+    "completion-two-prompts": (completion_body(prompt=[PROMPT, PROMPT]), 400, "prompt"),
+    "completion-token-ids": (completion_body(prompt=[[1, 2, 3]]), 400, "prompt.0"),
+    "completion-prompt-too-long": (completion_body(prompt="x" * 10**6), 400, "prompt"),
+    "completion-echo": (completion_body(echo=True), 400, "echo"),
+    "completion-n-2": (completion_body(n=2), 400, "n"),
+    "completion-logprobs": (completion_body(logprobs=1), 400, "logprobs"),
+    "completion-repetition-penalty": (completion_body(repetition_penalty=1.2), 400,
+                                      "repetition_penalty"),
+    "completion-messages": (completion_body(messages=QUESTION), 400, "messages"),
+    "completion-max-tokens-type": (completion_body(max_tokens="ten"), 400, "max_tokens"),
+    "completion-temperature": (completion_body(temperature=7), 400, "temperature"),
+    "completion-unknown-model": (completion_body(model="gpt-4"), 404, "model"),
+}

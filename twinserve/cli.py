@@ -29,6 +29,11 @@ class Stack(StrEnum):
     rayserve = "rayserve"
 
 
+class BenchClient(StrEnum):
+    locust = "locust"
+    vllm_bench = "vllm-bench"
+
+
 class ServedStack(StrEnum):
     kserve = "kserve"
     rayserve = "rayserve"
@@ -159,6 +164,8 @@ def bench(stack: Annotated[Stack | None, typer.Option(help="Which stack to load.
                    "pipeline_* metrics (default: --stack).")] = None,
           prometheus_url: Annotated[str | None, typer.Option(help=PROM_HELP)] = None,
           metrics_url: Annotated[list[str] | None, typer.Option(help=METRICS_HELP)] = None,
+          client: Annotated[BenchClient, typer.Option(
+              help="Load generator: locust, or vLLM's `vllm bench serve`.")] = BenchClient.locust,
           config: ConfigOption = None) -> None:
     """Run one locust scenario against one stack (started here, or running at --url) and write
     its report; server-side figures from Prometheus."""
@@ -166,6 +173,13 @@ def bench(stack: Annotated[Stack | None, typer.Option(help="Which stack to load.
     from loadtests.harness import default_out_dir
     from twinserve.remote_options import refuse, scenario_or_exit, targets_or_exit
 
+    if client is BenchClient.vllm_bench:
+        from loadtests.vllm_bench import bench as run_vllm_bench
+
+        if stack is None or url:
+            raise refuse(console, "--client vllm-bench starts the stack named by --stack")
+        run_vllm_bench(load_settings(config), stack.value, out or default_out_dir(), console)
+        return
     name = stack_name or (stack.value if stack else None)
     if name is None:
         raise refuse(console, "name the stack: --stack, or --stack-name with --url")

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from shared_pipeline.completions import as_completion_stream, include_usage, text_completion
 from shared_pipeline.config import Settings
-from shared_pipeline.entry import enter, read_json
+from shared_pipeline.endpoints import health_response, install_route_errors
+from shared_pipeline.entry import enter, enter_completion, read_json
 from shared_pipeline.errors import error_answer
 from shared_pipeline.pipeline import InProcessPipeline
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
@@ -47,13 +49,17 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # uvicorn accepts connections only once this returns: ready means the models are loaded.
         await pipeline.start()
+        app.state.started = True
         try:
             yield
         finally:
+            app.state.started = False
             await pipeline.stop()
 
     app = FastAPI(title="twinserve in-process reference", lifespan=lifespan)
     app.state.pipeline = pipeline
+    app.state.started = False
+    install_route_errors(app)
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
@@ -64,9 +70,13 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
         return models_list(pipeline.settings, STACK)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "revision": pipeline.revision,
-                "engine": pipeline.engine.name}
+    async def health() -> Response:
+        # The CPU stages are built with the pipeline; generation is ready once its engines
+        # started (the lifespan) and until they stop.
+        generate = None if app.state.started else "the generation engines are not started"
+        return health_response({"retrieve": None, "rerank": None, "route": None,
+                                "generate": generate, "postprocess": None},
+                               {"revision": pipeline.revision, "engine": pipeline.engine.name})
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -74,38 +84,53 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
 
         return Response(prom.generate_latest(prom.REGISTRY), media_type=prom.CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    async def answer(request: Request, entry: Callable[..., PipelineState],
+                     shape: Callable[[dict[str, Any]], dict[str, Any]] | None) -> Response:
+        """One request through the pipeline; `shape` re-shapes a chat answer (completions)."""
         try:
-            state = enter(read_json(await request.body()), settings, pipeline.revision,
+            state = entry(read_json(await request.body()), settings, pipeline.revision,
                           request.headers.get(REQUEST_ID_HEADER))
         except RequestError as exc:
             pipeline.metrics.finished(None, exc.status)
             return error_response(exc)
         if state.request.stream:
-            return await _stream_response(pipeline, state)
+            return await _stream_response(pipeline, state, completions=shape is not None)
         try:
             state = await pipeline.run_state(state)
         except Exception as exc:  # the shared table: overload 503, anything else a generic 500
             error, headers = error_answer(exc, state.request_id)
             pipeline.metrics.finished(None, error.status)
             return error_response(error, headers)
-        return JSONResponse(chat_completion(state))
+        whole = chat_completion(state)
+        return JSONResponse(shape(whole) if shape else whole)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await answer(request, enter, None)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await answer(request, enter_completion, text_completion)
 
     return app
 
 
-async def _stream_response(pipeline: InProcessPipeline, state: PipelineState) -> Response:
+async def _stream_response(pipeline: InProcessPipeline, state: PipelineState,
+                           completions: bool = False) -> Response:
     """SSE answer. Chunks are read up to the first generated one before the headers go out, so
-    a full generator queue is still a proper 503 and not an error inside a 200 stream."""
+    a full generator queue is still a proper 503 and not an error inside a 200 stream.
+    `completions`: the chunks are re-shaped as `text_completion` chunks."""
     request_id = state.request_id
     chunks = pipeline.stream_state(state)
+    if completions:
+        chunks = as_completion_stream(chunks, include_usage(state.request))
     head: list[dict[str, Any]] = []
     try:
         async for chunk in chunks:
             head.append(chunk)
-            delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
-            if delta.get("content") or chunk["choices"][0]["finish_reason"]:
+            choice = chunk["choices"][0] if chunk["choices"] else {}
+            if choice.get("delta", {}).get("content") or choice.get("text") \
+                    or choice.get("finish_reason"):
                 break
     except Exception as exc:
         error, headers = error_answer(exc, request_id, where="stream")

@@ -64,6 +64,11 @@ async def slow(request: Request) -> JSONResponse:
     return JSONResponse({"slow": True, "seen": ["slow"]})
 
 
+async def model_ready(request: Request) -> JSONResponse:
+    """KServe's v1 model-ready answer (`GET /v1/models/<name>`)."""
+    return JSONResponse({"name": request.path_params["tag"], "ready": True})
+
+
 async def predictions(request: Request) -> JSONResponse:
     CALLS.append({"tag": "predictions", "body": await request.body()})
     return JSONResponse({"predictions": [1, 2], "other": "dropped"})
@@ -74,6 +79,7 @@ BACKEND = Starlette(routes=[
     Route("/fail/{code:int}", fail, methods=["POST"]),
     Route("/slow/{seconds}", slow, methods=["POST"]),
     Route("/predictions", predictions, methods=["POST"]),
+    Route("/ready/{tag}", model_ready, methods=["GET"]),
 ])
 
 
@@ -259,21 +265,62 @@ def test_condition_on_a_sequence_step(backend: str) -> None:
     assert invalid.status_code == 500 and invalid.json()["cause"] == "invalid response"
 
 
-def test_any_path_and_method_and_only_propagated_headers(backend: str) -> None:
+def test_chat_paths_and_only_propagated_headers(backend: str) -> None:
     graph = manifest(sequence({"serviceName": "a"}))
     with graph_runner(graph, backend, propagate=("X-Request-Id",)) as url:
         paths = [httpx.post(url + p, json={}, headers={"x-request-id": "rid-1",
                                                         "x-secret": "s"})
-                 for p in ("/", "/v1/chat/completions", "/any/thing")]
-        get = httpx.get(url + "/v1/models")
+                 for p in ("/", "/v1/chat/completions")]
         ready = httpx.get(url + "/readyz")
-    assert [r.status_code for r in paths] == [200, 200, 200]
-    assert get.status_code == 200 and ready.status_code == 200
+    assert [r.status_code for r in paths] == [200, 200]
+    assert ready.status_code == 200
     headers = CALLS[0]["headers"]
     assert headers["x-request-id"] == "rid-1"
     assert "x-secret" not in headers
     assert headers["content-type"] == "application/json"
-    assert CALLS[-1]["body"] == b""  # a GET is forwarded as a POST of its (empty) body
+
+
+def test_unknown_path_is_404_and_wrong_method_405_in_the_openai_shape(backend: str) -> None:
+    """Unlike the router pod (every path runs the graph), the local runner serves the OpenAI
+    surface every stack serves (DESIGN.md): anything else is refused as OpenAI servers do."""
+    with graph_runner(manifest(sequence({"serviceName": "a"})), backend) as url:
+        missing = httpx.post(url + "/any/thing", json={})
+        wrong = httpx.get(url + "/v1/chat/completions")
+        models = httpx.get(url + "/v1/models")
+    assert (missing.status_code, wrong.status_code) == (404, 405)
+    assert missing.json()["error"]["message"] == "Invalid URL (POST /any/thing)"
+    assert wrong.json()["error"]["type"] == "invalid_request_error"
+    assert CALLS == []  # neither reached a step
+    assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == ["pipeline"]
+
+
+def test_completions_go_through_the_graph_as_the_chat_request_they_mean(backend: str) -> None:
+    with graph_runner(manifest(sequence({"serviceName": "a"})), backend) as url:
+        sent = httpx.post(url + "/v1/completions", json={"model": "pipeline", "prompt": "Why?",
+                                                          "max_tokens": 3, "echo": False})
+        refused = httpx.post(url + "/v1/completions", json={"prompt": "Why?", "echo": True})
+    assert sent.status_code == 200
+    assert json.loads(CALLS[0]["body"]) == {"model": "pipeline", "max_tokens": 3, "messages": [
+        {"role": "user", "content": "Why?"}]}
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "echo"
+    assert len(CALLS) == 1  # the refusal never reached a step
+
+
+def test_health_asks_every_step_server(backend: str) -> None:
+    spec = GraphSpec.from_manifest(manifest(sequence({"serviceName": "retriever"},
+                                                     {"serviceName": "reranker"})))
+    up = {"retriever": f"{backend}/ready/retriever", "reranker": f"{backend}/ready/reranker"}
+    down = {**up, "reranker": f"http://127.0.0.1:{free_port()}/v1/models/reranker:predict"}
+    answers = []
+    for found in (up, down):
+        with serve_in_thread(build_app(GraphRunner(spec, found))) as url:
+            answers.append(httpx.get(url + "/health"))
+    ok, unavailable = answers
+    print(ok.json(), unavailable.json(), sep="\n")
+    assert ok.status_code == 200 and ok.json()["stages"] == {"retrieve": "ready",
+                                                             "rerank": "ready"}
+    assert unavailable.status_code == 503 and unavailable.json()["stages"]["retrieve"] == "ready"
+    assert "'rerank'" in unavailable.json()["error"]["message"]
 
 
 def test_map_predictions_to_instances(backend: str) -> None:

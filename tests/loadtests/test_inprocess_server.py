@@ -19,6 +19,12 @@ import pytest
 from loadtests.inprocess_stack import RunningServer, running_stack
 from loadtests.shapes import PHASE_ENV, ConcurrencyPhase
 from shared_pipeline.config import Settings
+from tests.openai_surface import (
+    check_streamed_completion,
+    check_surface,
+    check_vllm_bench,
+    check_whole_completion,
+)
 from tests.request_table import ACCEPTED, REFUSED
 
 pytestmark = pytest.mark.slow
@@ -44,6 +50,23 @@ def test_models_and_health(server):
     assert [m["id"] for m in models["data"]] == ["pipeline"]
     health = httpx.get(f"{server.url}/health").json()
     assert health["engine"] == "transformers" and health["revision"].startswith("a-")
+
+
+def test_health_models_and_openai_404_405(server):
+    check_surface(server.url)
+
+
+def test_completions_whole_and_streamed_through_the_openai_sdk(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused", timeout=120, max_retries=0)
+    check_whole_completion(client)
+    check_streamed_completion(client)
+
+
+@pytest.mark.parametrize("backend", ["openai-chat", "openai"])
+def test_vllm_bench_serve_has_no_failed_request(server, settings, tmp_path, backend):
+    check_vllm_bench(server.url, backend, settings, tmp_path)
 
 
 def test_whole_answer_with_pipeline_extension(server):

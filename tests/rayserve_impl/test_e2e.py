@@ -34,6 +34,12 @@ from shared_pipeline.schemas import STAGES, PipelineState, parse_chat_request
 from shared_pipeline.stages.rerank import Reranker
 from shared_pipeline.stages.retrieve import Retriever
 from tests.openai_e2e import ask_all, check_answer
+from tests.openai_surface import (
+    check_streamed_completion,
+    check_surface,
+    check_vllm_bench,
+    check_whole_completion,
+)
 from tests.rayserve_impl.metric_families import families
 
 pytestmark = pytest.mark.slow
@@ -87,6 +93,22 @@ def test_models_lists_pipeline_with_each_tiers_model(client: OpenAI, settings: S
     assert card.model_extra["pipeline"]["tiers"] == {
         tier: {"model": settings.served_model_name(tier), "engine": "vllm"}
         for tier in ("small", "large")}
+
+
+def test_health_models_and_openai_404_405(stack: RunningStack) -> None:
+    check_surface(stack.url)
+
+
+def test_completions_whole_and_streamed_through_the_openai_sdk(client: OpenAI) -> None:
+    check_whole_completion(client)
+    check_streamed_completion(client)
+
+
+@pytest.mark.parametrize("backend", ["openai-chat", "openai"])
+def test_vllm_bench_serve_has_no_failed_request(stack: RunningStack, settings: Settings,
+                                                tmp_path, backend: str) -> None:
+    """Two at a time: generator-small's tiny queue here holds 2 running + 2 waiting."""
+    check_vllm_bench(stack.url, backend, settings, tmp_path)
 
 
 def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Settings) -> None:
