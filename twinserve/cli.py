@@ -1,69 +1,26 @@
-"""The `twinserve` command: prepare assets, ask a question, bring a stack up, run the demo."""
+"""The `twinserve` command: prepare assets, ask a question, bring a stack up, measure, decide.
+
+Each measuring command lives in its own module (bench_commands, experiment_commands, decide);
+this one registers them beside the small ones.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from shared_pipeline.config import Settings
 from shared_pipeline.schemas import RequestError
+from twinserve.bench_commands import bench, compare
 from twinserve.decide import decide as decide_record
-from twinserve.remote_options import CLUSTER_HELP, METRICS_HELP, PROM_HELP, SCENARIO_HELP, URL_HELP
+from twinserve.experiment_commands import experiment_cmd
+from twinserve.options import ConfigOption, EngineChoice, ServedStack, Stack, console, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="One RAG LLM pipeline on KServe and on Ray Serve, measured the same way.")
-console = Console()
-
-
-class Stack(StrEnum):
-    inprocess = "inprocess"
-    kserve = "kserve"
-    rayserve = "rayserve"
-
-
-class BenchClient(StrEnum):
-    locust = "locust"
-    vllm_bench = "vllm-bench"
-
-
-class ServedStack(StrEnum):
-    kserve = "kserve"
-    rayserve = "rayserve"
-
-
-class ExperimentKind(StrEnum):
-    rollback = "rollback"
-    kill_replica = "kill-replica"
-    overload = "overload"
-
-
-class ChangeKind(StrEnum):
-    benign = "benign"
-    bad = "bad"
-    slow = "slow"
-
-
-class EngineChoice(StrEnum):
-    transformers = "transformers"
-    vllm = "vllm"
-
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", help="YAML settings file (also TWINSERVE_CONFIG).", exists=True, dir_okay=False)]
-
-
-def load_settings(config: Path | None) -> Settings:
-    if config is not None:
-        os.environ["TWINSERVE_CONFIG"] = str(config.resolve())
-    return Settings()
 
 
 @app.callback()
@@ -155,176 +112,6 @@ def up(stack: Annotated[ServedStack, typer.Argument(help="kserve or rayserve")],
 
 
 @app.command()
-def bench(stack: Annotated[Stack | None, typer.Option(help="Which stack to load.")] = None,
-          scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "smoke",
-          out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
-          url: Annotated[str | None, typer.Option(help=URL_HELP)] = None,
-          stack_name: Annotated[str | None, typer.Option(
-              help="With --url: the report's name for it and the `stack` label of its "
-                   "pipeline_* metrics (default: --stack).")] = None,
-          prometheus_url: Annotated[str | None, typer.Option(help=PROM_HELP)] = None,
-          metrics_url: Annotated[list[str] | None, typer.Option(help=METRICS_HELP)] = None,
-          client: Annotated[BenchClient, typer.Option(
-              help="Load generator: locust, or vLLM's `vllm bench serve`.")] = BenchClient.locust,
-          config: ConfigOption = None) -> None:
-    """Run one locust scenario against one stack (started here, or running at --url) and write
-    its report; server-side figures from Prometheus."""
-    from loadtests.harness import bench as run_bench
-    from loadtests.harness import default_out_dir
-    from twinserve.remote_options import refuse, scenario_or_exit, targets_or_exit
-
-    if client is BenchClient.vllm_bench:
-        from loadtests.vllm_bench import bench as run_vllm_bench
-
-        if stack is None or url:
-            raise refuse(console, "--client vllm-bench starts the stack named by --stack")
-        run_vllm_bench(load_settings(config), stack.value, out or default_out_dir(), console)
-        return
-    name = stack_name or (stack.value if stack else None)
-    if name is None:
-        raise refuse(console, "name the stack: --stack, or --stack-name with --url")
-    if url is None and (stack_name or prometheus_url):
-        raise refuse(console, "--stack-name and --prometheus-url need --url")
-    remote = targets_or_exit(console, [url] if url else None, metrics_url, name).get(name)
-    run_bench(load_settings(config), name, scenario_or_exit(console, scenario),
-              out or default_out_dir(), console, remote=remote, prometheus_url=prometheus_url)
-
-
-@app.command()
-def compare(scenario: Annotated[str | None, typer.Option(
-                help=SCENARIO_HELP + " Default: the full demo scenario.")] = None,
-            engine_parity: Annotated[bool, typer.Option(
-                "--engine-parity", help="Run every stack on the same engine.")] = False,
-            out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
-            experiment: Annotated[list[ExperimentKind] | None, typer.Option(
-                help="Also run this experiment on kserve and rayserve (repeatable); "
-                     "its section joins the report.")] = None,
-            repeat: Annotated[int, typer.Option(
-                min=1, help="Run each phase (and each experiment) N times; the report gives "
-                            "the median across repeats with the range.")] = 1,
-            inventory: Annotated[Path | None, typer.Option(
-                help="A route's inventory (docs/decision.md): add its decision record to the "
-                     "report.", exists=True, dir_okay=False)] = None,
-            url: Annotated[list[str] | None, typer.Option(help=URL_HELP)] = None,
-            prometheus_url: Annotated[str | None, typer.Option(help=PROM_HELP)] = None,
-            metrics_url: Annotated[list[str] | None, typer.Option(help=METRICS_HELP)] = None,
-            config: ConfigOption = None) -> None:
-    """One in-process reference per engine, vLLM's own server (the engine alone), KServe and
-    Ray Serve under one scenario (or the deployments at --url kserve=URL --url rayserve=URL);
-    one report."""
-    from loadtests.harness import compare as run_compare
-    from loadtests.harness import default_out_dir
-    from twinserve.remote_options import refuse, scenario_or_exit, targets_or_exit
-
-    remotes = targets_or_exit(console, url, metrics_url)
-    if remotes and experiment:
-        raise refuse(console, "--experiment starts local stacks; against a deployment run "
-                              "`twinserve experiment ... --cluster --url URL`")
-    if prometheus_url and not remotes:
-        raise refuse(console, "--prometheus-url needs --url")
-    settings = load_settings(config)
-    out = out or default_out_dir()
-    report_dir = run_compare(settings, scenario_or_exit(console, scenario), engine_parity, out,
-                             console, repeat=repeat, remotes=remotes or None,
-                             prometheus_url=prometheus_url)
-    if experiment:
-        from loadtests.experiment_report import add_to_report
-        from loadtests.experiments import experiment as run_experiment
-
-        plan = "smoke" if scenario == "smoke" else "demo"
-        kinds = [k.value for k in experiment]
-        for stack in ServedStack:
-            try:
-                for result in run_experiment(settings, kinds, stack.value, plan,
-                                             report_dir / "experiments", console,
-                                             repeat=repeat):
-                    print_figures(result)
-            except Exception as exc:  # one failed stack must not hide the other
-                console.print(f"[red]experiments on {stack.value} failed:[/] "
-                              f"{type(exc).__name__}: {exc}")
-        add_to_report(report_dir)
-        console.print(f"[bold green]report with experiments:[/] {report_dir / 'index.html'}")
-    if inventory:
-        print_decision(report_dir, inventory)
-
-
-def print_decision(report_dir: Path, inventory: Path) -> None:
-    """Add the inventory's decision record to the report and print its one-line summary."""
-    import json
-
-    from loadtests.decision.record import add_decision_to_report
-
-    record = add_decision_to_report(report_dir, inventory)
-    data = json.loads((record.parent / "decision.json").read_text())
-    verdict = data["summary"] if data["decision"] else f"no decision: {data['why_no_decision']}"
-    console.print(f"[bold]decision ({inventory.name}):[/] {verdict}  ({record})",
-                  highlight=False)
-
-
-def print_figures(result: dict) -> None:
-    table = Table(title=f"{result['stack']} · {result['experiment']} · revision A "
-                        f"{result.get('revision_a')}")
-    table.add_column("figure")
-    table.add_column("value", overflow="fold")
-    for key, value in result["figures"].items():
-        if isinstance(value, float):
-            value = f"{value:.2f}"
-        table.add_row(key, str(value))
-    console.print(table)
-
-
-@app.command("experiment")
-def experiment_cmd(
-        kinds: Annotated[list[ExperimentKind], typer.Argument(
-            help="rollback, kill-replica, overload: one or more, run in order on one start")],
-        stack: Annotated[ServedStack, typer.Option(help="kserve or rayserve")],
-        scenario: Annotated[str, typer.Option(help="Sizes: demo or smoke.")] = "demo",
-        out: Annotated[Path | None, typer.Option(help="Result directory.")] = None,
-        change: Annotated[ChangeKind | None, typer.Option(
-            help="rollback: revision B is benign (new prompt), bad (30% of requests fail) "
-                 "or slow (generator +3 s).")] = None,
-        mode: Annotated[str | None, typer.Option(
-            help="rollback: canary (KServe), inplace or restart (Ray).")] = None,
-        percent: Annotated[int | None, typer.Option(
-            help="rollback on KServe: canaryTrafficPercent of revision B.")] = None,
-        target: Annotated[str | None, typer.Option(
-            help="kill-replica: the InferenceService / deployment to kill.")] = None,
-        repeat: Annotated[int, typer.Option(
-            min=1, help="Run each experiment N times; figures are medians with the range.")
-        ] = 1,
-        cluster: Annotated[bool, typer.Option("--cluster", help=CLUSTER_HELP)] = False,
-        context: Annotated[str | None, typer.Option(help="--cluster: kubeconfig context "
-                                                         "(default: the current one).")] = None,
-        namespace: Annotated[str | None, typer.Option(help="--cluster: namespace (default: "
-                                                           "the context's).")] = None,
-        url: Annotated[str | None, typer.Option(help="--cluster: the entry point's URL.")] = None,
-        config: ConfigOption = None) -> None:
-    """Act on a stack under steady load (roll out and back, kill a replica, overload it); each
-    experiment writes OUT/<kind>-<stack>/: result.json, the raw records, the timeline and
-    timeline.png."""
-    from loadtests.experiments import PLANS
-    from loadtests.experiments import experiment as run_experiment
-    from loadtests.harness import default_out_dir
-    from twinserve.remote_options import cluster_running, refuse
-
-    if scenario not in PLANS:
-        console.print(f"[red]unknown scenario {scenario!r}[/]; known: {', '.join(PLANS)}")
-        raise typer.Exit(2)
-    running = cluster_running(stack.value, url, context, namespace) if cluster else None
-    if not cluster and (url or context or namespace):
-        raise refuse(console, "--url, --context and --namespace need --cluster")
-    out = out or default_out_dir()
-    results = run_experiment(load_settings(config), [k.value for k in kinds], stack.value,
-                             scenario, out, console, repeat=repeat, running=running,
-                             change=change.value if change else None, mode=mode,
-                             percent=percent, target=target)
-    for result in results:
-        print_figures(result)
-    console.print(f"[bold green]results:[/] {out}/<kind>-{stack.value}/result.json "
-                  "(and timeline.png beside it)")
-
-
-@app.command()
 def demo(config: ConfigOption = None,
          questions: Annotated[int, typer.Option(help="How many sample questions.")] = 5) -> None:
     """Run the in-process pipeline over shipped sample questions and print a table."""
@@ -333,6 +120,9 @@ def demo(config: ConfigOption = None,
     run_demo(load_settings(config), console, questions)
 
 
+app.command()(bench)
+app.command()(compare)
+app.command("experiment")(experiment_cmd)
 app.command("decide")(decide_record)
 
 if __name__ == "__main__":
