@@ -39,6 +39,7 @@ from rayserve_impl.metrics import pipeline_metrics
 from shared_pipeline.config import Settings
 from shared_pipeline.entry import enter, read_json
 from shared_pipeline.errors import ErrorAnswer, Overloaded, error_answer
+from shared_pipeline.limits import install_limits
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
 from shared_pipeline.served_models import models_list
@@ -48,6 +49,13 @@ from shared_pipeline.streaming import DONE, content_chunks, final_chunk, sse, ss
 logger = logging.getLogger(__name__)
 
 api = FastAPI(title="twinserve pipeline on Ray Serve")
+# Size, depth, slow senders, before any parsing. Installed here, not in `__init__`: Serve freezes
+# a copy of `api` at decoration, so the limits come from this process's `TWINSERVE_*` / YAML.
+# Serve's proxy does not wait for the whole body: it reads chunks as they arrive into a
+# per-request queue the replica drains (`proxy_asgi_receive`), without back-pressure. A
+# `Content-Length` over the limit is refused here from the headers, a chunked body once past
+# the limit; the answer ends the request and the proxy's uvicorn drops the rest unread.
+install_limits(api, Settings().server)
 
 REQUEST_ID_HEADER = "x-request-id"
 

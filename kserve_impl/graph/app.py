@@ -22,6 +22,8 @@ from starlette.routing import Route
 from kserve_impl.graph.router import GraphRunner, is_json
 from kserve_impl.graph.spec import load_graph
 from kserve_impl.graph.traffic import traffic_route
+from shared_pipeline.config import Settings
+from shared_pipeline.limits import install_limits
 
 
 def build_app(runner: GraphRunner) -> Starlette:
@@ -44,10 +46,12 @@ def build_app(runner: GraphRunner) -> Starlette:
             await runner.stop()
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    return Starlette(
+    app = Starlette(
         routes=[Route("/readyz", ready), traffic_route(runner.traffic),
                 Route("/{path:path}", graph, methods=methods)],
         lifespan=lifespan)
+    install_limits(app, Settings().server)  # size, depth, slow senders: before any parsing
+    return app
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
