@@ -11,11 +11,15 @@ in-process server (FastAPI) and KServe's orchestrator. Each refusal is an OpenAI
 | a body (chunked or not) that grows over the limit  | 413, as soon as it does; the rest unread |
 | the body not complete within `body_timeout_s`      | 408    |
 | JSON nested deeper than `max_json_depth`           | 400    |
+| a duplicate object key, `NaN` or `Infinity`        | 400 naming it (not JSON by RFC 8259) |
 
 The body is read here (at most the limit), then replayed to the app unchanged; later `receive`
 calls (a client disconnecting during a stream) go to the server as before. The depth check
 scans brackets outside strings without recursion, so `json.loads` never meets a body deep enough
-to hit Python's recursion limit.
+to hit Python's recursion limit. Duplicate keys and the non-standard constants are refused here
+because Python's `json` accepts them silently (the last key wins; NaN reaches the model) while
+KServe's orjson refuses NaN and keeps a different key: refused once, every stack answers alike.
+A body that is not JSON at all is left to the route, which answers it as it always has.
 """
 
 from __future__ import annotations
@@ -63,6 +67,31 @@ def json_depth(body: bytes, limit: int) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max())
 
 
+class NotStrictJson(RequestError):
+    def __init__(self, message: str, param: str | None) -> None:
+        super().__init__(400, message, param=param)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise NotStrictJson(f"duplicate key {twice!r} in a JSON object", twice)
+    return dict(pairs)
+
+
+def _no_constants(name: str) -> Any:
+    raise NotStrictJson(f"{name} is not a JSON number", None)
+
+
+def check_strict_json(body: bytes) -> None:
+    """Raise `NotStrictJson` for a duplicate key or NaN/Infinity; other bad JSON passes on."""
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return  # not JSON at all: the route's own 400
+
+
 class BodyTooLarge(RequestError):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body is larger than the limit of {limit} bytes",
@@ -101,6 +130,8 @@ class RequestLimits:
             body, disconnected = await self._read(receive)
             if not disconnected and json_depth(body, self.max_json_depth) > self.max_json_depth:
                 raise TooDeep(self.max_json_depth)
+            if not disconnected and body:
+                check_strict_json(body)
         except RequestError as exc:
             await _answer(send, exc)
             return

@@ -140,3 +140,21 @@ def test_every_entry_installs_the_limits() -> None:
             build_app(GraphRunner(graph, dict.fromkeys(graph.service_names(), url))), api]
     for app in apps:
         assert any(m.cls is RequestLimits for m in app.user_middleware), app
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    (b'{"model": "pipeline", "model": "other", "messages": []}', "model"),
+    (b'{"messages": [{"role": "user", "content": "hi", "role": "x"}]}', "role"),
+    (b'{"temperature": NaN}', None),
+    (b'{"temperature": -Infinity}', None),
+])
+def test_duplicate_keys_and_non_json_constants_are_400(body: bytes, named: str | None) -> None:
+    status, answer, _ = call([body])
+    error = error_of(answer)
+    assert (status, error["param"]) == (400, named)
+    print(error["message"])
+
+
+def test_a_body_that_is_not_json_is_left_to_the_route() -> None:
+    assert call([b'{"model": "pipeline", "messages": ['])[0] == 200
+    assert call([b"\xff\xfe{}"])[0] == 200
