@@ -40,6 +40,7 @@ from shared_pipeline.config import Settings
 from shared_pipeline.entry import enter, read_json
 from shared_pipeline.errors import ErrorAnswer, Overloaded, error_answer
 from shared_pipeline.limits import install_limits
+from shared_pipeline.openapi_doc import describe_chat
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
 from shared_pipeline.served_models import models_list
@@ -56,6 +57,7 @@ api = FastAPI(title="twinserve pipeline on Ray Serve")
 # `Content-Length` over the limit is refused here from the headers, a chunked body once past
 # the limit; the answer ends the request and the proxy's uvicorn drops the rest unread.
 install_limits(api, Settings().server)
+describe_chat(api)  # /openapi.json describes the chat body the route reads itself
 
 REQUEST_ID_HEADER = "x-request-id"
 

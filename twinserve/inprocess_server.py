@@ -25,6 +25,7 @@ from shared_pipeline.config import Settings
 from shared_pipeline.entry import enter, read_json
 from shared_pipeline.errors import error_answer
 from shared_pipeline.limits import install_limits
+from shared_pipeline.openapi_doc import describe_chat
 from shared_pipeline.pipeline import InProcessPipeline
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
 from shared_pipeline.served_models import models_list
@@ -56,6 +57,7 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
     app = FastAPI(title="twinserve in-process reference", lifespan=lifespan)
     app.state.pipeline = pipeline
     install_limits(app, settings.server)  # size, depth, slow senders: before any parsing
+    describe_chat(app)  # /openapi.json describes the chat body this app reads itself
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:

@@ -158,3 +158,19 @@ def test_duplicate_keys_and_non_json_constants_are_400(body: bytes, named: str |
 def test_a_body_that_is_not_json_is_left_to_the_route() -> None:
     assert call([b'{"model": "pipeline", "messages": ['])[0] == 200
     assert call([b"\xff\xfe{}"])[0] == 200
+
+
+def test_the_fastapi_entries_describe_the_chat_body() -> None:
+    from rayserve_impl.ingress import api
+    from shared_pipeline.config import Settings
+    from shared_pipeline.openapi_doc import api_document
+    from twinserve.inprocess_server import create_app
+
+    for app in (create_app(Settings(), pipeline=object()), api):  # type: ignore[arg-type]
+        doc = app.openapi()
+        body = doc["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+        assert body["content"]["application/json"]["schema"]["$ref"].endswith(
+            "ChatCompletionRequest")
+        assert "messages" in doc["components"]["schemas"]["ChatCompletionRequest"]["required"]
+    graph = api_document("graph")
+    assert {"/v1/models", "/v1/chat/completions"} <= set(graph["paths"])
