@@ -52,10 +52,9 @@ logger = logging.getLogger(__name__)
 api = FastAPI(title="twinserve pipeline on Ray Serve")
 # Size, depth, slow senders, before any parsing. Installed here, not in `__init__`: Serve freezes
 # a copy of `api` at decoration, so the limits come from this process's `TWINSERVE_*` / YAML.
-# Serve's proxy does not wait for the whole body: it reads chunks as they arrive into a
-# per-request queue the replica drains (`proxy_asgi_receive`), without back-pressure. A
-# `Content-Length` over the limit is refused here from the headers, a chunked body once past
-# the limit; the answer ends the request and the proxy's uvicorn drops the rest unread.
+# Serve's proxy does not buffer the body whole: it reads chunks as they arrive into a queue the
+# replica drains, without back-pressure, so the same limits also run in the proxy
+# (`rayserve_impl.proxy_limits`); here they hold for a replica reached another way.
 install_limits(api, Settings().server)
 describe_chat(api)  # /openapi.json describes the chat body the route reads itself
 

@@ -174,3 +174,13 @@ def test_the_fastapi_entries_describe_the_chat_body() -> None:
         assert "messages" in doc["components"]["schemas"]["ChatCompletionRequest"]["required"]
     graph = api_document("graph")
     assert {"/v1/models", "/v1/chat/completions"} <= set(graph["paths"])
+
+
+def test_serves_proxy_takes_the_limits_callback() -> None:
+    """`ray start` names the callback; Serve's own validator accepts what it returns."""
+    from ray.serve._private.http_util import validate_http_proxy_callback_return
+
+    from rayserve_impl.proxy_limits import middlewares
+
+    (limits,) = validate_http_proxy_callback_return(middlewares())
+    assert limits.cls is RequestLimits
