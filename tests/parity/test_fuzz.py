@@ -94,32 +94,37 @@ def bounded(case) -> None:
             case.body["max_tokens"] = MAX_TOKENS
 
 
-def test_fuzz_finds_no_5xx_and_only_json_refusals(stack: StackHandle) -> None:
+def fuzz_operation(stack: StackHandle, operation, mode, seen: dict[tuple[str, int], int]) -> None:
+    """`EXAMPLES` cases of one operation in one mode (valid or invalid input)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case) -> None:
+        bounded(case)
+        response = case.call(base_url=stack.url, timeout=180)
+        key = (f"{operation.label} {mode.value}", response.status_code)
+        seen[key] = seen.get(key, 0) + 1
+        assert response.status_code < 500, (case.body, response.text[:300])
+        if response.status_code >= 400:
+            error = response.json()["error"]
+            assert error["message"], (case.body, error)
+
+    try:
+        run()
+    except Unsatisfiable:  # nothing to make invalid (a GET without parameters)
+        print(f"{stack.name:9} {operation.label} {mode.value}: no invalid input exists")
+
+
+def test_fuzz_finds_no_5xx_and_only_json_refusals(stack: StackHandle) -> None:
     from schemathesis import GenerationMode
 
     seen: dict[tuple[str, int], int] = {}
     for result in openapi_of(stack).get_all_operations():
-        operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case, operation=operation, mode=mode) -> None:
-                bounded(case)
-                response = case.call(base_url=stack.url, timeout=180)
-                key = (f"{operation.label} {mode.value}", response.status_code)
-                seen[key] = seen.get(key, 0) + 1
-                assert response.status_code < 500, (case.body, response.text[:300])
-                if response.status_code >= 400:
-                    error = response.json()["error"]
-                    assert error["message"], (case.body, error)
-
-            try:
-                run()
-            except Unsatisfiable:  # nothing to make invalid (a GET without parameters)
-                print(f"{stack.name:9} {operation.label} {mode.value}: no invalid input exists")
+            fuzz_operation(stack, result.ok(), mode, seen)
     for (label, status), n in sorted(seen.items()):
         print(f"{stack.name:9} {label:40} {status}: {n}")
     assert_ready(stack)
