@@ -151,6 +151,10 @@ TABLE: list[tuple[str, bytes, str, str]] = [  # label, body, content type, what 
      "JSON"),
 ]
 
+# Where a stack names a different problem, and why. KServe's data plane decodes with orjson,
+# which refuses integers beyond 64 bits as invalid JSON before any field is validated.
+DIFFERS = {("kserve", "huge integer"): "JSON"}
+
 
 def test_the_fixed_table_is_refused_by_name(stack: StackHandle) -> None:
     failures = []
@@ -159,6 +163,7 @@ def test_the_fixed_table_is_refused_by_name(stack: StackHandle) -> None:
                        headers={"content-type": content_type})
         error = assert_refusal(label, r)
         print(f"{stack.name:9} {label:20} {r.status_code} {error['message'][:90]!r}")
+        names = DIFFERS.get((stack.name, label), names)
         if names not in f"{error['message']} {error.get('param')}":
             failures.append((label, names, error))
     r = httpx.get(f"{stack.url}{CHAT}", timeout=60)
