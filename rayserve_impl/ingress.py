@@ -42,6 +42,8 @@ from shared_pipeline.config import Settings
 from shared_pipeline.endpoints import health_response, install_route_errors
 from shared_pipeline.entry import enter, enter_completion, read_json
 from shared_pipeline.errors import ErrorAnswer, Overloaded, error_answer
+from shared_pipeline.limits import install_limits
+from shared_pipeline.openapi_doc import describe_chat
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
 from shared_pipeline.served_models import models_list
@@ -52,6 +54,13 @@ logger = logging.getLogger(__name__)
 
 api = FastAPI(title="twinserve pipeline on Ray Serve")
 install_route_errors(api)  # unknown path 404, wrong method 405: OpenAI error bodies
+# Size, depth, slow senders, before any parsing. Installed here, not in `__init__`: Serve freezes
+# a copy of `api` at decoration, so the limits come from this process's `TWINSERVE_*` / YAML.
+# Serve's proxy does not buffer the body whole: it reads chunks as they arrive into a queue the
+# replica drains, without back-pressure, so the same limits also run in the proxy
+# (`rayserve_impl.proxy_limits`); here they hold for a replica reached another way.
+install_limits(api, Settings().server)
+describe_chat(api)  # /openapi.json describes the chat body the route reads itself
 
 REQUEST_ID_HEADER = "x-request-id"
 

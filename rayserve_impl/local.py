@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from rayserve_impl.dashboard import Dashboard
+from rayserve_impl.proxy_limits import CALLBACK as PROXY_LIMITS
 from rayserve_impl.serve_config import local_config
 from shared_pipeline.config import Settings
 from shared_pipeline.processes import LOOPBACK, ManagedProcess, free_port
@@ -123,6 +124,7 @@ class LocalRayCluster:
         ]
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+               "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_LIMITS,  # limits in the proxy
                **self.ray_env}
         env.pop("RAY_ADDRESS")  # `ray start --head` makes the cluster; it joins none
         env.pop("RAY_AUTH_TOKEN_PATH", None)

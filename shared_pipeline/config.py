@@ -75,6 +75,14 @@ class PostprocessSettings(_Section):
     fail_ratio: float = Field(0.0, ge=0, le=1, description="share of requests failed on purpose")
 
 
+class ServerSettings(_Section):
+    """Limits every HTTP entry applies before parsing a body (`shared_pipeline.limits`)."""
+
+    max_body_bytes: int = Field(1 << 20, gt=0, description="larger bodies get a 413")
+    max_json_depth: int = Field(32, gt=1, description="deeper JSON nesting gets a 400")
+    body_timeout_s: float = Field(30.0, gt=0, description="a body not in by then gets a 408")
+
+
 class Settings(BaseSettings):
     """All of twinserve's configuration. Override by YAML (`TWINSERVE_CONFIG`) or environment."""
 
@@ -93,6 +101,7 @@ class Settings(BaseSettings):
     route: RouteSettings = RouteSettings()
     generate: GenerateSettings = GenerateSettings()
     postprocess: PostprocessSettings = PostprocessSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(

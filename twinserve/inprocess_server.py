@@ -26,6 +26,8 @@ from shared_pipeline.config import Settings
 from shared_pipeline.endpoints import health_response, install_route_errors
 from shared_pipeline.entry import enter, enter_completion, read_json
 from shared_pipeline.errors import error_answer
+from shared_pipeline.limits import install_limits
+from shared_pipeline.openapi_doc import describe_chat
 from shared_pipeline.pipeline import InProcessPipeline
 from shared_pipeline.schemas import PipelineState, RequestError, chat_completion
 from shared_pipeline.served_models import models_list
@@ -60,6 +62,8 @@ def create_app(settings: Settings, pipeline: InProcessPipeline | None = None) ->
     app.state.pipeline = pipeline
     app.state.started = False
     install_route_errors(app)
+    install_limits(app, settings.server)  # size, depth, slow senders: before any parsing
+    describe_chat(app)  # /openapi.json describes the chat body this app reads itself
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:

@@ -32,6 +32,7 @@ from shared_pipeline.completions import as_chat_payload, as_completion_answer
 from shared_pipeline.config import Settings
 from shared_pipeline.endpoints import health_response, install_route_errors
 from shared_pipeline.entry import read_json
+from shared_pipeline.limits import install_limits
 from shared_pipeline.schemas import RequestError
 from shared_pipeline.served_models import models_list
 
@@ -84,6 +85,8 @@ def build_app(runner: GraphRunner, settings: Settings | None = None) -> Starlett
                 Route("/v1/models", models), Route("/health", health)],
         lifespan=lifespan)
     install_route_errors(app)
+    # size, depth, slow senders: before any parsing
+    install_limits(app, (settings or Settings()).server)
     return app
 
 
