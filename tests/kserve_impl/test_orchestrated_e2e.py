@@ -76,9 +76,9 @@ def all_ready(stack: StackURL) -> bool:
 
 
 def test_whole_answers_carry_citations_tier_revision_and_documents(
-        answers: list[dict], settings: Settings) -> None:
+        answers: list[dict], small_queue: Settings) -> None:
     for i, answer in enumerate(answers):
-        check_answer(answer, revision_of(settings), f"orch-{i}", MAX_TOKENS)
+        check_answer(answer, revision_of(small_queue), f"orch-{i}", MAX_TOKENS)
     assert answers[1]["pipeline"]["tier"] == "large"  # forced
 
 
@@ -94,7 +94,7 @@ def test_the_same_documents_as_in_process(answers: list[dict], settings: Setting
         assert [d["id"] for d in answer["pipeline"]["documents"]] == [d.id for d in local]
 
 
-def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Settings) -> None:
+def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, small_queue: Settings) -> None:
     started = time.perf_counter()
     arrivals: list[float] = []
     chunks = []
@@ -118,7 +118,7 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     assert final["choices"][0]["finish_reason"] in ("stop", "length")
     ext = final["pipeline"]
     assert ext["documents"] and (ext["citations"] or ext["cites_nothing"])
-    assert ext["revision"] == revision_of(settings) and ext["tier"] in ("small", "large")
+    assert ext["revision"] == revision_of(small_queue) and ext["tier"] in ("small", "large")
     assert list(ext["timings"]) == list(STAGES)
     assert final["usage"]["completion_tokens"] > 0
     assert all(c["id"] == final["id"] for c in chunks)
