@@ -38,11 +38,14 @@ class StageError(Exception):
     """An error answer: HTTP status, OpenAI-style body, the state so far (for the tier label)."""
 
     def __init__(self, error: RequestError, state: PipelineState | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, counted: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
         self.state = state
         self.headers = headers or {}
+        # An answer relayed from a stage server (the orchestrator's upstream) was already
+        # counted there; it is passed on, not counted twice.
+        self.counted = counted
 
     @property
     def status(self) -> int:
@@ -69,7 +72,8 @@ def install_error_handling(server: kserve.ModelServer, metrics: PipelineMetrics)
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StageError)
-        metrics.finished(exc.state, exc.status)
+        if not exc.counted:
+            metrics.finished(exc.state, exc.status)
         if exc.status >= 500:
             logger.error("answering %d: %s", exc.status, exc.error.message)
         return JSONResponse(exc.error.to_body(), status_code=exc.status, headers=exc.headers)

@@ -6,6 +6,11 @@ each model answers its readiness endpoint, starts the InferenceGraph runner, and
 URL; it restarts servers only with `supervise=True` (experiments), and otherwise fails on the
 first crash. `twinserve up kserve` is `kserve_impl.up`.
 
+Two topologies read the same stage manifests: `graph` (default) puts the InferenceGraph runner in
+front; `orchestrated` runs `orchestrated/pipeline.yaml`'s container command instead, the entry
+InferenceService that calls the stage servers itself (`kserve_impl.orchestrator`), with their
+local `:predict` URLs in its `TWINSERVE_STAGE_URL_*` environment.
+
 Children get the caller's `Settings` exactly (`shared_pipeline.processes.child_env`), and every
 child is a `ManagedProcess`: its own session, a parent-death signal, the launcher's watchdog.
 """
@@ -21,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kserve_impl.graph import load_graph
-from kserve_impl.manifests import GRAPH_FILE, MANIFEST_DIR, ServiceManifest, load_services
+from kserve_impl.manifests import (
+    GRAPH_FILE,
+    MANIFEST_DIR,
+    ORCHESTRATED_DIR,
+    ServiceManifest,
+    load_services,
+    stage_url_env,
+)
 from kserve_impl.server_process import ServerProcess, StackError, Supervisor
 from shared_pipeline.config import Settings
 from shared_pipeline.processes import LOOPBACK, child_env, free_port, stop_all, wait_all_ready
@@ -34,6 +46,7 @@ READY_TIMEOUT_S = float(os.environ.get("TWINSERVE_KSERVE_READY_TIMEOUT_S", "600"
 STOP_TIMEOUT_S = 15.0
 # Headers the local router copies to every step (the cluster's router.headers.propagate).
 PROPAGATE_HEADERS = ("Authorization", "X-Request-Id")
+TOPOLOGIES = ("graph", "orchestrated")
 
 
 @dataclass
@@ -45,8 +58,9 @@ class LocalStack:
     manifest_dir: Path = MANIFEST_DIR
     log_dir: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="twinserve-kserve-")))
+    topology: str = "graph"
     servers: list[ServerProcess] = field(default_factory=list)
-    graph: ServerProcess | None = None
+    graph: ServerProcess | None = None  # the entry: the graph runner, or the orchestrator
     supervisor: Supervisor | None = None
 
     @property
@@ -75,7 +89,9 @@ class LocalStack:
         server.start(env)
 
     def start(self, on_ready=None) -> None:
-        """Start every model server, wait for all, then the graph runner; raise `StackError`."""
+        """Start every model server, wait for all, then the entry; raise `StackError`."""
+        if self.topology not in TOPOLOGIES:
+            raise StackError(f"unknown topology {self.topology!r}; known: {TOPOLOGIES}")
         services = load_services(self.manifest_dir)
         graph = load_graph(self.manifest_dir / GRAPH_FILE)
         unknown = graph.service_names() - {s.name for s in services}
@@ -87,17 +103,35 @@ class LocalStack:
             self.launch(server, env)
             self.servers.append(server)
         self.wait_ready(self.servers, on_ready)
+        urls = {s.name: f"{server.url}{s.predict_path()}"
+                for s, server in zip(services, self.servers, strict=True)}
+        if self.topology == "orchestrated":
+            self.graph = self._orchestrator(urls)
+            env = {**env, **{stage_url_env(name): url for name, url in urls.items()}}
+        else:
+            self.graph = self._graph_runner(urls)
+        self.graph.start(env)
+        self.wait_ready([self.graph], on_ready)
+
+    def _graph_runner(self, urls: dict[str, str]) -> ServerProcess:
         command = [sys.executable, "-m", "kserve_impl.graph",
                    "--graph", str(self.manifest_dir / GRAPH_FILE),
                    "--host", HOST, "--port", str(self.port)]
-        for service, server in zip(services, self.servers, strict=True):
-            command += ["--service", f"{service.name}={server.url}{service.predict_path()}"]
+        for name, url in urls.items():
+            command += ["--service", f"{name}={url}"]
         for pattern in PROPAGATE_HEADERS:
             command += ["--propagate-header", pattern]
-        self.graph = ServerProcess("inferencegraph", command, self.port, "/readyz",
-                                   self.log_dir / "inferencegraph.log")
-        self.graph.start(env)
-        self.wait_ready([self.graph], on_ready)
+        return ServerProcess("inferencegraph", command, self.port, "/readyz",
+                             self.log_dir / "inferencegraph.log")
+
+    def _orchestrator(self, urls: dict[str, str]) -> ServerProcess:
+        entries = load_services(self.manifest_dir / ORCHESTRATED_DIR)
+        if len(entries) != 1:
+            raise StackError(f"{ORCHESTRATED_DIR}/ must hold one entry InferenceService")
+        entry = entries[0]
+        command = [*entry.local_command(self.port), "--http_host", HOST]
+        return ServerProcess(entry.name, command, self.port, entry.ready_path(),
+                             self.log_dir / f"{entry.name}.log")
 
     def wait_ready(self, servers: list[ServerProcess], on_ready=None) -> None:
         wait_all_ready(servers, READY_TIMEOUT_S, on_ready)
@@ -149,7 +183,8 @@ class StackURL(str):
 @contextmanager
 def running_stack(settings: Settings, port: int | None = None,
                   manifest_dir: Path = MANIFEST_DIR,
-                  log_dir: Path | None = None, supervise: bool = False) -> Iterator[StackURL]:
+                  log_dir: Path | None = None, supervise: bool = False,
+                  topology: str = "graph") -> Iterator[StackURL]:
     """The whole KServe stack, started and ready; stopped when the block ends.
 
     Args:
@@ -158,11 +193,13 @@ def running_stack(settings: Settings, port: int | None = None,
         manifest_dir: where the InferenceServices and the InferenceGraph are.
         log_dir: where each process logs (default: a new temporary folder).
         supervise: restart model servers that exit (as the kubelet does) instead of failing.
+        topology: `graph` (the InferenceGraph runner in front) or `orchestrated` (the entry
+            InferenceService that streams).
 
     Yields:
-        the graph runner's base URL (`StackURL`, use `<url>/v1` as the OpenAI base URL).
+        the entry's base URL (`StackURL`, use `<url>/v1` as the OpenAI base URL).
     """
-    stack = LocalStack(settings, port or free_port(), manifest_dir)
+    stack = LocalStack(settings, port or free_port(), manifest_dir, topology=topology)
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         stack.log_dir = log_dir

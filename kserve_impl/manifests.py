@@ -17,6 +17,9 @@ import yaml
 
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "manifests" / "kserve"
 GRAPH_FILE = "inferencegraph.yaml"
+# The orchestrated topology's entry InferenceService, beside the same stage files.
+ORCHESTRATED_DIR = "orchestrated"
+STAGE_URL_ENV_PREFIX = "TWINSERVE_STAGE_URL_"
 CONTAINER_NAME = "kserve-container"
 
 
@@ -54,6 +57,11 @@ class ServiceManifest:
 
     def ready_path(self) -> str:
         return f"/v1/models/{self.model_name}"
+
+
+def stage_url_env(service: str) -> str:
+    """The entry's environment variable for `service`'s `:predict` URL (the manifest sets it)."""
+    return STAGE_URL_ENV_PREFIX + service.upper().replace("-", "_")
 
 
 def iter_documents(path: Path) -> list[dict[str, Any]]:

@@ -1,4 +1,9 @@
-"""The retriever InferenceService: the graph's first step, where the OpenAI request comes in."""
+"""The retriever InferenceService: the graph's first step, where the OpenAI request comes in.
+
+Behind the orchestrating entry (`kserve_impl.orchestrator`) the request has already entered
+there, so the retriever is sent the started `PipelineState` instead (recognised by its
+`request_id` and `request` fields) and validates it like every later stage.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ class RetrieverModel(StageModel):
         return Retriever(settings).run
 
     def read_state(self, payload: Any, headers: dict[str, str]) -> PipelineState:
+        if isinstance(payload, dict) and {"request_id", "request"} <= payload.keys():
+            return super().read_state(payload, headers)  # from the orchestrator: streams
         try:
             state = enter(payload, self.settings, self.revision, headers.get("x-request-id"))
         except RequestError as exc:

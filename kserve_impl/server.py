@@ -2,6 +2,10 @@
 
     python -m kserve_impl.server --stage retrieve --model_name retriever --http_port 8080
     python -m kserve_impl.server --stage generate --tier small --model_name generator-small ...
+    python -m kserve_impl.server --stage pipeline --model_name pipeline ...   # the orchestrator
+
+`--stage pipeline` is the orchestrated topology's entry (`kserve_impl.orchestrator`): it calls the
+other stage servers at the URLs in `TWINSERVE_STAGE_URL_*` and serves the OpenAI routes.
 
 Settings come from the environment (`TWINSERVE_*`, `TWINSERVE_CONFIG`), as in a pod.
 `--http_host` (default 0.0.0.0, what a pod needs) is how local mode binds to 127.0.0.1 only:
@@ -17,6 +21,7 @@ import sys
 from shared_pipeline.schemas import STAGES
 
 logger = logging.getLogger("kserve_impl.server")
+ENTRY_STAGE = "pipeline"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(parents=[kserve.model_server.parser],
                                      description="One twinserve pipeline stage as a KServe model.")
-    parser.add_argument("--stage", required=True, choices=STAGES, help="Which stage to serve.")
+    parser.add_argument("--stage", required=True, choices=(*STAGES, ENTRY_STAGE),
+                        help="Which stage to serve (pipeline: the orchestrating entry).")
     parser.add_argument("--tier", choices=("small", "large"), default=None,
                         help="The generator tier (required with --stage generate).")
     parser.add_argument("--http_host", default="0.0.0.0",
@@ -60,6 +66,10 @@ def model_server_class(host: str):
 
 def build_model(stage: str, name: str, tier: str | None, settings, metrics):
     """The stage's `kserve.Model`, not yet loaded."""
+    if stage == ENTRY_STAGE:
+        from kserve_impl.orchestrator import PipelineModel
+
+        return PipelineModel(name, settings, metrics)
     if stage == "retrieve":
         from kserve_impl.retrieve import RetrieverModel as cls
     elif stage == "rerank":
@@ -96,6 +106,12 @@ def main(argv: list[str] | None = None) -> None:
             enable_latency_logging=args.enable_latency_logging,
             timeout_keep_alive=args.timeout_keep_alive, event_loop=args.event_loop)
         install_error_handling(server, metrics)
+        if args.stage == ENTRY_STAGE:
+            from kserve.model_server import app
+
+            from kserve_impl.orchestrator import install_openai_routes
+
+            install_openai_routes(app, model)
     except Exception:
         logger.error("could not start the %s server", args.stage, exc_info=True)
         sys.exit(1)

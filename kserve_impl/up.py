@@ -18,12 +18,15 @@ from kserve_impl.server_process import ServerProcess, StackError
 from shared_pipeline.config import Settings
 
 
-def up(settings: Settings, port: int | None = None, console: Console | None = None) -> None:
-    """Start the stack, print its URL, serve until interrupted or a crash."""
+def up(settings: Settings, port: int | None = None, console: Console | None = None,
+       topology: str = "graph") -> None:
+    """Start the stack (`topology`: graph or orchestrated), print its URL, serve until
+    interrupted or a crash."""
     console = console or Console()
-    stack = LocalStack(settings, port or DEFAULT_PORT)
+    stack = LocalStack(settings, port or DEFAULT_PORT, topology=topology)
     started = time.perf_counter()
-    console.print(f"starting the KServe stack from {stack.manifest_dir} (logs: {stack.log_dir})")
+    console.print(f"starting the KServe stack ({topology}) from {stack.manifest_dir} "
+                  f"(logs: {stack.log_dir})")
 
     def on_ready(server: ServerProcess) -> None:
         console.print(f"  [green]ready[/] {server.name:<16} {server.url}  "
@@ -34,7 +37,8 @@ def up(settings: Settings, port: int | None = None, console: Console | None = No
         stack.supervise()
         console.print(f"\n[bold]KServe stack ready[/] in {time.perf_counter() - started:.1f}s: "
                       f"{stack.url}  (OpenAI base URL {stack.url}/v1)\n"
-                      f"  twinserve ask --stack kserve --url {stack.url} \"What does yield do?\"\n"
+                      f"  twinserve ask --stack kserve --topology {topology} --url {stack.url}"
+                      " \"What does yield do?\"\n"
                       "Ctrl-C stops everything.")
         reported = 0
         while stack.graph.exit_code() is None:

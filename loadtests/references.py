@@ -21,7 +21,7 @@ from loadtests.stacks import StackHandle, engine_for, launch, with_engine
 from shared_pipeline.config import Settings
 
 REFERENCE = "inprocess"
-CANDIDATES = ("kserve", "rayserve")
+CANDIDATES = ("kserve", "kserve-orchestrated", "rayserve")
 
 
 def reference_name(engine: str, settings: Settings) -> str:

@@ -21,7 +21,10 @@ import httpx
 
 from shared_pipeline.config import Settings
 
-STACKS = ("kserve", "rayserve", "inprocess")
+STACKS = ("kserve", "rayserve", "inprocess", "kserve-orchestrated")
+# A stack launched by name that is another stack's topology: it runs that stack's engine and
+# reports under its own name (`kserve-orchestrated` is KServe with an entry service that streams).
+BASE_STACK = {"kserve-orchestrated": "kserve"}
 
 
 @dataclass
@@ -41,7 +44,7 @@ def engine_for(stack: str, settings: Settings, engine_parity: bool) -> str:
     """The engine a stack should run: its own by default; the settings' engine under parity."""
     if engine_parity:
         return settings.generate.engine_for("inprocess")
-    return settings.generate.engine_for(stack)
+    return settings.generate.engine_for(BASE_STACK.get(stack, stack))
 
 
 def with_engine(settings: Settings, engine: str) -> Settings:
@@ -95,18 +98,23 @@ def launch(name: str, settings: Settings, log_dir: Path, *,
             yield StackHandle(name, s.url, [s.metrics_url], streams=True, engine=engine,
                               settle_s=0.0, startup_s=time.perf_counter() - started,
                               native=s)
-    elif name == "kserve":
+    elif name in ("kserve", "kserve-orchestrated"):
         from kserve_impl.local import running_stack
 
-        with running_stack(settings, log_dir=log_dir, supervise=supervise) as url:
+        orchestrated = name == "kserve-orchestrated"
+        with running_stack(settings, log_dir=log_dir, supervise=supervise,
+                           topology="orchestrated" if orchestrated else "graph") as url:
             servers = getattr(url, "servers", {}) or {}
-            yield StackHandle(
-                name, str(url), [f"{u.rstrip('/')}/metrics" for u in servers.values()],
-                streams=False, engine=engine, settle_s=0.0,
-                startup_s=time.perf_counter() - started, native=url,
-                notes=["KServe's InferenceGraph router buffers every step's answer, so the "
-                       "client sends stream=false: e2e is measured, TTFT/TPOT are not "
-                       "measurable on the client for this stack."])
+            metrics_urls = [f"{u.rstrip('/')}/metrics" for u in servers.values()]
+            if orchestrated:  # the entry counts refusals and disconnects it answers itself
+                metrics_urls.append(f"{str(url).rstrip('/')}/metrics")
+            notes = [] if orchestrated else [
+                "KServe's InferenceGraph router buffers every step's answer, so the client "
+                "sends stream=false: e2e is measured, TTFT/TPOT are not measurable on the "
+                "client for this stack."]
+            yield StackHandle(name, str(url), metrics_urls, streams=orchestrated, engine=engine,
+                              settle_s=0.0, startup_s=time.perf_counter() - started,
+                              native=url, notes=notes)
     else:
         from rayserve_impl.local import running_stack
 

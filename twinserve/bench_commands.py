@@ -12,17 +12,17 @@ import typer
 from twinserve.experiment_commands import print_figures
 from twinserve.options import (
     BenchClient,
+    BenchStack,
     ConfigOption,
     ExperimentKind,
     ServedStack,
-    Stack,
     console,
     load_settings,
 )
 from twinserve.remote_options import METRICS_HELP, PROM_HELP, SCENARIO_HELP, URL_HELP
 
 
-def bench(stack: Annotated[Stack | None, typer.Option(help="Which stack to load.")] = None,
+def bench(stack: Annotated[BenchStack | None, typer.Option(help="Which stack to load.")] = None,
           scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "smoke",
           out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
           url: Annotated[str | None, typer.Option(help=URL_HELP)] = None,

@@ -17,7 +17,16 @@ from shared_pipeline.schemas import RequestError
 from twinserve.bench_commands import bench, compare
 from twinserve.decide import decide as decide_record
 from twinserve.experiment_commands import experiment_cmd
-from twinserve.options import ConfigOption, EngineChoice, ServedStack, Stack, console, load_settings
+from twinserve.options import (
+    ConfigOption,
+    EngineChoice,
+    ServedStack,
+    Stack,
+    Topology,
+    TopologyOption,
+    console,
+    load_settings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="One RAG LLM pipeline on KServe and on Ray Serve, measured the same way.")
@@ -68,10 +77,17 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         max_tokens: Annotated[int | None, typer.Option(help="Tokens to generate.")] = None,
         tier: Annotated[str | None, typer.Option(help="Force a tier: small|large.")] = None,
+        topology: TopologyOption = Topology.graph,
         config: ConfigOption = None) -> None:
     """Ask the pipeline one question and print answer, citations, tier and stage timings."""
     from twinserve.client import ask as run_ask
     from twinserve.client import build_body
+
+    if stack is Stack.kserve and stream and topology is Topology.graph:
+        console.print("[red]the KServe InferenceGraph cannot stream[/] (its router buffers "
+                      "every step): start `twinserve up kserve --topology orchestrated` and "
+                      "ask with --topology orchestrated, or drop --stream")
+        raise typer.Exit(2)
 
     settings = load_settings(config)
     body = build_body(question, max_tokens, tier, stream)
@@ -92,23 +108,28 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        print_answer(result, seconds, stack.value, streamed=stream)
+        name = f"kserve-{topology.value}" if stack is Stack.kserve else stack.value
+        print_answer(result, seconds, name, streamed=stream)
 
 
 @app.command()
 def up(stack: Annotated[ServedStack, typer.Argument(help="kserve or rayserve")],
        port: Annotated[int | None, typer.Option(help="Port for the stack's entry point.")] = None,
+       topology: TopologyOption = Topology.graph,
        config: ConfigOption = None) -> None:
     """Start a stack locally, print its base URL when ready, stop everything on Ctrl-C."""
     from shared_pipeline.shutdown import graceful_signals
 
     settings = load_settings(config)
-    if stack is ServedStack.kserve:
-        from kserve_impl.up import up as run_up
-    else:
-        from rayserve_impl.up import up as run_up
     with graceful_signals():  # SIGTERM / SIGHUP stop every child as Ctrl-C does
-        run_up(settings, port=port, console=console)
+        if stack is ServedStack.kserve:
+            from kserve_impl.up import up as run_kserve
+
+            run_kserve(settings, port=port, console=console, topology=topology.value)
+        else:
+            from rayserve_impl.up import up as run_ray
+
+            run_ray(settings, port=port, console=console)
 
 
 @app.command()

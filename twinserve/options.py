@@ -21,6 +21,15 @@ class Stack(StrEnum):
     rayserve = "rayserve"
 
 
+class BenchStack(StrEnum):
+    """What `bench` can load: the stacks, KServe in either topology."""
+
+    inprocess = "inprocess"
+    kserve = "kserve"
+    kserve_orchestrated = "kserve-orchestrated"
+    rayserve = "rayserve"
+
+
 class BenchClient(StrEnum):
     locust = "locust"
     vllm_bench = "vllm-bench"
@@ -29,6 +38,17 @@ class BenchClient(StrEnum):
 class ServedStack(StrEnum):
     kserve = "kserve"
     rayserve = "rayserve"
+
+
+class Topology(StrEnum):
+    """How the KServe stack chains its InferenceServices."""
+
+    graph = "graph"  # the InferenceGraph router (answers arrive whole)
+    orchestrated = "orchestrated"  # the entry InferenceService that calls the stages (streams)
+
+
+TopologyOption = Annotated[Topology, typer.Option(
+    help="KServe only: graph (InferenceGraph) or orchestrated (an entry service; streams).")]
 
 
 class ExperimentKind(StrEnum):

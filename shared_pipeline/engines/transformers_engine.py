@@ -83,9 +83,11 @@ class _RowStreamer(BaseStreamer):
             return
         step = value.reshape(len(self._jobs), -1)[:, -1].tolist()
         for row, token in enumerate(step):
+            job = self._jobs[row]
+            if job.cancelled:  # its caller went away: the row stops (the batch goes on)
+                self.done[row] = True
             if self.done[row]:
                 continue
-            job = self._jobs[row]
             finish = None
             if token == self._tok.eos_token_id and not job.params.ignore_eos:
                 finish = "stop"
@@ -225,7 +227,7 @@ class TransformersEngine:
                 if item.finish_reason is not None:
                     return
         finally:
-            job.cancelled = True  # a client that went away stops receiving, not the batch
+            job.cancelled = True  # a caller that went away: its row stops at the next token
 
     # ------------------------------------------------------------ worker thread
     def _next_batch(self) -> list[_Job]:

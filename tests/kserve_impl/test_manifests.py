@@ -17,7 +17,13 @@ import pytest
 import yaml
 
 from kserve_impl.graph import load_graph
-from kserve_impl.manifests import MANIFEST_DIR, iter_documents, load_services
+from kserve_impl.manifests import (
+    MANIFEST_DIR,
+    ORCHESTRATED_DIR,
+    iter_documents,
+    load_services,
+    stage_url_env,
+)
 from kserve_impl.server import build_parser
 from shared_pipeline.schemas import STAGES
 
@@ -174,3 +180,30 @@ def test_inference_graph_chains_the_stages_as_the_issue_asks() -> None:
         "generator-large": '[@this].#(tier=="large")'}
     assert graph.service_client_timeout_s and graph.router_timeouts["serverWrite"] >= 60
     assert graph.service_names() == {s.name for s in load_services()}
+
+
+# ---------------------------------------------------------------- the orchestrated topology
+ORCHESTRATED = MANIFEST_DIR / ORCHESTRATED_DIR
+
+
+def test_the_orchestrated_entry_matches_its_crd_schema(crd_schemas: dict) -> None:
+    docs = documents([ORCHESTRATED / "pipeline.yaml"])
+    assert [d["metadata"]["name"] for _, d in docs] == ["pipeline"]
+    for path, doc in docs:
+        assert schema_errors(doc, crd_schemas) == [], path
+
+
+def test_the_orchestrated_entry_calls_every_stage_service_at_its_predictor() -> None:
+    (entry,) = load_services(ORCHESTRATED)
+    args = build_parser().parse_args(list(entry.command[3:]))
+    assert args.stage == "pipeline" and args.model_name == "pipeline"
+    (_, doc), = documents([ORCHESTRATED / "pipeline.yaml"])
+    env = {e["name"]: e.get("value") for e in doc["spec"]["predictor"]["containers"][0]["env"]}
+    for service in load_services():  # the same stage InferenceServices as the graph's
+        assert env[stage_url_env(service.name)] == (
+            f"http://{service.name}-predictor{service.predict_path()}")
+    kustomization = yaml.safe_load((ORCHESTRATED / "kustomization.yaml").read_text())
+    stage_files = {f"../{s.path.name}" for s in load_services()}
+    assert stage_files | {"pipeline.yaml", "../settings/gpu.yaml"} == set(
+        kustomization["resources"])
+    assert "../inferencegraph.yaml" not in kustomization["resources"]
