@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stacks import STACKS, StackHandle, launch
+from loadtests.stacks import StackHandle, launch
 from shared_pipeline.config import Settings
 from shared_pipeline.errors import INTERNAL_MESSAGE
 from shared_pipeline.stages.postprocess import fails_on_purpose
@@ -96,7 +96,12 @@ def rows(max_input_chars: int) -> list[Row]:
     ]
 
 
-@pytest.fixture(scope="module", params=STACKS)
+# The three entries issue 10's table compares. The orchestrated KServe entry has its own bad-input
+# table in tests/kserve_impl/test_orchestrated_e2e.py; it serves no /v1/completions or /health yet.
+PARITY_STACKS = ("inprocess", "kserve", "rayserve")
+
+
+@pytest.fixture(scope="module", params=PARITY_STACKS)
 def stack(request: pytest.FixtureRequest, settings: Settings,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
     log_dir: Path = tmp_path_factory.mktemp(f"parity-{request.param}")

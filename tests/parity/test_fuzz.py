@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from loadtests.soak_sampler import stack_processes
-from loadtests.stacks import STACKS, StackHandle, launch
+from loadtests.stacks import StackHandle, launch
 from shared_pipeline.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,12 @@ CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "What is a list?"}]
 
 
-@pytest.fixture(scope="module", params=STACKS)
+# The three entries issue 10's table compares. The orchestrated KServe entry has its own bad-input
+# table in tests/kserve_impl/test_orchestrated_e2e.py; it serves no /v1/completions or /health yet.
+PARITY_STACKS = ("inprocess", "kserve", "rayserve")
+
+
+@pytest.fixture(scope="module", params=PARITY_STACKS)
 def stack(request: pytest.FixtureRequest, settings: Settings,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
     log_dir: Path = tmp_path_factory.mktemp(f"fuzz-{request.param}")
