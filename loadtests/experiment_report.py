@@ -15,6 +15,7 @@ from typing import Any
 
 from loadtests import figures
 from loadtests.emulation import emulated_notes, marked
+from loadtests.report_sections import replace_section
 from loadtests.results import load_records
 
 SECTION_START = "<!-- experiments:start -->"
@@ -242,15 +243,6 @@ def experiments_section(root: Path, base: Path) -> tuple[str, str]:
     return "\n".join(md), "\n".join(parts)
 
 
-def _replace_between(text: str, block: str, anchor: str) -> str:
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        return head + block + rest.split(SECTION_END, 1)[1]
-    if anchor in text:
-        return text.replace(anchor, block + anchor, 1)
-    return text + block
-
-
 def add_to_report(report_dir: Path, root: Path | None = None) -> None:
     """Insert (or replace) the experiments section in `report.md` and `index.html`."""
     root = root or report_dir / "experiments"
@@ -259,5 +251,5 @@ def add_to_report(report_dir: Path, root: Path | None = None) -> None:
                                 ("index.html", page, "<h2>Environment</h2>")):
         path = report_dir / name
         text = path.read_text() if path.exists() else ""
-        path.write_text(_replace_between(text, f"{SECTION_START}\n{block}\n{SECTION_END}\n",
-                                         anchor))
+        path.write_text(replace_section(text, f"{SECTION_START}\n{block}\n{SECTION_END}\n",
+                                        anchor, SECTION_START, SECTION_END))

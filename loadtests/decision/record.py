@@ -16,6 +16,7 @@ from loadtests.decision.fit import platform
 from loadtests.decision.inventory import load_inventory
 from loadtests.decision.requirements import fmt
 from loadtests.decision.rules import RUNS_ON, Outcome, decide
+from loadtests.report_sections import replace_section
 
 TEMPLATES = Path(__file__).with_name("templates")
 SECTION_START = "<!-- decision:start -->"
@@ -96,15 +97,6 @@ def write_record(inventory_path: Path, report_dir: Path, out: Path | None = None
     return out, data
 
 
-def _replace_between(text: str, block: str, anchor: str) -> str:
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        return head + block + rest.split(SECTION_END, 1)[1]
-    if anchor in text:
-        return text.replace(anchor, block + anchor, 1)
-    return text + block
-
-
 def add_decision_to_report(report_dir: Path, inventory_path: Path) -> Path:
     """Write REPORT/decision.md + decision.json and put the decision's section into
     report.md and index.html (replaced on a re-run, never duplicated). Returns decision.md."""
@@ -119,6 +111,7 @@ def add_decision_to_report(report_dir: Path, inventory_path: Path) -> Path:
         target = report_dir / name
         if not target.exists():
             continue
-        target.write_text(_replace_between(
-            target.read_text(), f"{SECTION_START}\n{block}\n{SECTION_END}\n", anchor))
+        target.write_text(replace_section(
+            target.read_text(), f"{SECTION_START}\n{block}\n{SECTION_END}\n", anchor,
+            SECTION_START, SECTION_END))
     return path
