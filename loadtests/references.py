@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loadtests import engine_alone
-from loadtests.stacks import StackHandle, engine_for, launch, with_engine
+from loadtests.stacks import BASE_STACK, StackHandle, engine_for, launch, with_engine
 from shared_pipeline.config import Settings
 
 REFERENCE = "inprocess"
@@ -50,9 +50,10 @@ def compare_stacks(settings: Settings, engine_parity: bool,
 
 
 def metrics_label(stack: str) -> str:
-    """The contract's `stack` label a run's metrics carry (every reference is `inprocess`;
-    references run one after the other, so the time windows keep them apart)."""
-    return REFERENCE if is_reference(stack) else stack
+    """The contract's `stack` label a run's metrics carry: every reference is `inprocess`, and
+    `kserve-orchestrated`'s servers are KServe's (`kserve`); stacks run one after the other, so
+    the time windows keep them apart."""
+    return REFERENCE if is_reference(stack) else BASE_STACK.get(stack, stack)
 
 
 @contextlib.contextmanager
