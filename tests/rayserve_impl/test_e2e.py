@@ -130,8 +130,10 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     # Streamed as made, not buffered and flushed at the end: the chunks arrive spread over the
     # decode (a buffered answer lands in one burst, its gaps ~0). Not a ratio against the time
     # to first token, which prefill on a busy 2-core machine can stretch to most of the request.
+    # A client starved of CPU reads several chunks per wake-up, so count bursts, not gaps: an
+    # answer buffered to the end arrives as one burst.
     gaps = [b - a for a, b in pairwise(arrivals)]
-    assert sum(g > 0.004 for g in gaps) >= len(gaps) // 2, gaps
+    assert sum(g > 0.004 for g in gaps) >= 3, gaps
     assert last - first > 0.2, "the first token must come well before the last"
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] in ("stop", "length")
