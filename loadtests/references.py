@@ -21,7 +21,9 @@ from loadtests.stacks import BASE_STACK, StackHandle, engine_for, launch, with_e
 from shared_pipeline.config import Settings
 
 REFERENCE = "inprocess"
-CANDIDATES = ("kserve", "kserve-orchestrated", "rayserve")
+# `kserve-orchestrated` runs with `twinserve bench --stack kserve-orchestrated`; it is not yet in
+# the default comparison (its experiments are not wired; see docs/kserve.md).
+CANDIDATES = ("kserve", "rayserve")
 
 
 def reference_name(engine: str, settings: Settings) -> str:

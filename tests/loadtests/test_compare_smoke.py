@@ -22,8 +22,9 @@ from loadtests.harness import compare
 from loadtests.prometheus import MONITORING_DIR, parse_matrix
 from shared_pipeline.config import Settings
 
-pytestmark = pytest.mark.slow
-STACKS = ("inprocess", "kserve", "kserve-orchestrated", "rayserve")
+# The module fixture runs the whole comparison (five servers, ~10 min alone on 2 cores).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+STACKS = ("inprocess", "kserve", "rayserve")
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -69,7 +70,7 @@ def test_summary_holds_numbers_for_every_stack(run):
         assert head["ok"] > 0 and head["error_rate"] == 0
         assert head["peak_throughput_rps"] > 0 and head["peak_output_tokens_per_s"] > 0
         assert head["e2e_p50_ms_low_load"] > 0 and head["e2e_p95_ms_high_load"] > 0
-    for stack in ("inprocess", "kserve-orchestrated", "rayserve"):  # streamed: TTFT and TPOT
+    for stack in ("inprocess", "rayserve"):  # streamed: client TTFT and TPOT exist
         assert 0 < summary["stacks"][stack]["ttft_p50_ms_low_load"] < summary["stacks"][
             stack]["e2e_p50_ms_low_load"]
         assert summary["stacks"][stack]["tpot_p50_ms_low_load"] > 0

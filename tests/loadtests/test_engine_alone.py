@@ -38,8 +38,7 @@ def test_server_flags_follow_the_generate_settings():
 def test_one_reference_per_engine_and_one_under_parity():
     settings = Settings()
     assert compare_stacks(settings, False) == ("inprocess", "inprocess-vllm", "engine-alone",
-                                               "kserve", "kserve-orchestrated", "rayserve")
-    assert compare_stacks(settings, True) == ("inprocess", "engine-alone", "kserve",
-                                              "kserve-orchestrated", "rayserve")
+                                               "kserve", "rayserve")
+    assert compare_stacks(settings, True) == ("inprocess", "engine-alone", "kserve", "rayserve")
     assert reference_name("transformers", settings) == "inprocess"
     assert reference_name("vllm", settings) == "inprocess-vllm"
