@@ -28,6 +28,7 @@ from shared_pipeline.config import Settings
 from shared_pipeline.errors import INTERNAL_MESSAGE
 from shared_pipeline.stages.postprocess import fails_on_purpose
 from tests.openai_surface import check_surface, check_whole_completion
+from tests.parity.stacks import PARITY_STACKS
 from tests.request_table import COMPLETION_ACCEPTED, COMPLETION_REFUSED, completion_body
 
 pytestmark = pytest.mark.slow
@@ -94,11 +95,6 @@ def rows(max_input_chars: int) -> list[Row]:
         Row("post-processing fails", {"messages": USER, "max_tokens": 4},
             (500, "server_error", None), request_id=FAILS),
     ]
-
-
-# The three entries issue 10's table compares. The orchestrated KServe entry has its own bad-input
-# table in tests/kserve_impl/test_orchestrated_e2e.py; it serves no /v1/completions or /health yet.
-PARITY_STACKS = ("inprocess", "kserve", "rayserve")
 
 
 @pytest.fixture(scope="module", params=PARITY_STACKS)

@@ -33,6 +33,7 @@ import pytest
 from loadtests.soak_sampler import stack_processes
 from loadtests.stacks import StackHandle, launch
 from shared_pipeline.config import Settings
+from tests.parity.stacks import PARITY_STACKS
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +42,6 @@ MAX_TOKENS = 4
 BODY_TIMEOUT_S = 3.0
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "What is a list?"}]
-
-
-# The three entries issue 10's table compares. The orchestrated KServe entry has its own bad-input
-# table in tests/kserve_impl/test_orchestrated_e2e.py; it serves no /v1/completions or /health yet.
-PARITY_STACKS = ("inprocess", "kserve", "rayserve")
 
 
 @pytest.fixture(scope="module", params=PARITY_STACKS)
