@@ -142,11 +142,8 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     # A client starved of CPU reads several chunks per wake-up, so count bursts, not gaps: an
     # answer buffered to the end arrives as one burst.
     gaps = [b - a for a, b in pairwise(arrivals)]
-    if sum(g > 0.004 for g in gaps) < 3 or last - first <= 0.2:
-        # Known, open (issue 15 notes): in the last full run every chunk arrived in one burst
-        # through Serve's proxy after the request-limits middleware was added there, while a
-        # second heavy run shared the CPU; not yet told apart. Reported as xfail, not hidden.
-        pytest.xfail(f"chunks arrived in one burst (first {first:.2f} s, last {last:.2f} s)")
+    assert sum(g > 0.004 for g in gaps) >= 3 and last - first > 0.2, (
+        f"chunks arrived in one burst (first {first:.2f} s, last {last:.2f} s)")
 
 
 @pytest.mark.parametrize(("payload", "status", "named"), [
