@@ -32,7 +32,7 @@ def _p50(dist: dict[str, Any], digits: int) -> str:
 
 def vllm_bench_table(per_stack: dict[str, Any]) -> Table:
     """Two rows per stack that ran the compare step: vLLM's client, then locust's phase at the
-    same concurrency (a stack whose run failed shows the run's error in its vLLM row)."""
+    same concurrency (a run that failed reads "did not finish"; its error is in the notes)."""
     rows: list[list[Any]] = []
     for stack, r in per_stack.items():
         bench = r.get("vllm_bench")
