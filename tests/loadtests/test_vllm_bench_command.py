@@ -45,3 +45,10 @@ def test_the_launcher_finds_vllms_version_under_the_cpu_distribution() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out and out[0].isdigit()
+
+
+def test_the_compare_step_saves_under_its_own_name(tmp_path: Path) -> None:
+    argv = command("http://127.0.0.1:9", "openai-chat", Settings(), tmp_path, BenchPlan(),
+                   "vllm_bench.json")
+    assert flag(argv, "--result-filename") == "vllm_bench.json"
+    assert flag(argv, "--result-dir") == str(tmp_path)
