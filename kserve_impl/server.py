@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> None:
             from kserve.model_server import app
 
             from kserve_impl.orchestrator_routes import install_openai_routes
+            from shared_pipeline.limits import install_limits
 
             install_openai_routes(app, model)
+            install_limits(app, settings.server)  # size, depth, slow senders: before parsing
     except Exception:
         logger.error("could not start the %s server", args.stage, exc_info=True)
         sys.exit(1)

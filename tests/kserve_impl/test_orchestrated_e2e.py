@@ -174,6 +174,16 @@ def test_bad_inputs_get_a_4xx_naming_the_field(stack: StackURL, case: str) -> No
     assert r.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize(("body", "status"), [(b" " * (2 << 20), 413),
+                                             (b"[" * 100 + b"]" * 100, 400)],
+                         ids=["2 MiB", "nested 100 deep"])
+def test_the_request_limits_refuse_before_parsing(stack: StackURL, body: bytes,
+                                                  status: int) -> None:
+    r = httpx.post(f"{stack}/v1/chat/completions", content=body, timeout=60,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == status and r.json()["error"]["param"] == "body", r.text
+
+
 def test_the_parity_tables_get_the_same_answers_here(stack: StackURL,
                                                      small_queue: Settings) -> None:
     """tests/parity's chat and completions rows, as the other entries answer them. The row
