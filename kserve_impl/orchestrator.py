@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kserve_impl.errors import StageError
+from kserve_impl.graph.traffic import traffic_route
 from kserve_impl.orchestrator_client import StageClient, stage_urls
 from shared_pipeline.config import Settings
 from shared_pipeline.entry import enter, read_json
@@ -165,3 +166,10 @@ def install_openai_routes(app: FastAPI, model: PipelineModel) -> None:
         app.add_api_route(f"{prefix}/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route(f"{OPENAI_PREFIX}/v1/models", models, methods=["GET"])
     assert model.name == PIPELINE_MODEL, "clients send model=pipeline"
+
+
+def install_traffic_split(app: FastAPI, model: PipelineModel) -> None:
+    """Local mode only: `GET|PUT /local/traffic` on the entry, the graph runner's endpoint, so
+    the local rollout (`kserve_impl.rollout`) sets the canary split for this topology too. Never
+    on a cluster: there Knative routes split traffic, and the entry takes no control calls."""
+    app.router.routes.append(traffic_route(model.client.traffic))
