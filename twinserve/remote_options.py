@@ -57,6 +57,10 @@ def cluster_running(stack: str, url: str | None, context: str | None, namespace:
     from loadtests.cluster_experiment import CLUSTER_STACKS, cluster_stack
 
     console = Console(stderr=True)
+    if stack == "kserve-orchestrated":  # the same InferenceServices: only the entry URL differs
+        raise refuse(console, "--cluster: use --stack kserve with --url set to the "
+                              "orchestrating entry's URL (both topologies roll the same "
+                              "InferenceServices)")
     if stack not in CLUSTER_STACKS:
         raise refuse(console, f"--cluster drives KServe only, not {stack}: a RayService "
                               "upgrade through the Kubernetes API is not implemented")
