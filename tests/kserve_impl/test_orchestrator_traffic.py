@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from kserve_impl.graph import TRAFFIC_PATH
+from kserve_impl.local import LocalStack
 from kserve_impl.orchestrator import PipelineModel, install_traffic_split
 from kserve_impl.orchestrator_client import SERVICES
+from kserve_impl.rollout import KServeControl
 from kserve_impl.server import build_parser
 from shared_pipeline.config import Settings
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
@@ -60,3 +62,11 @@ def test_the_split_endpoint_is_opt_in() -> None:
     base = ["--stage", "pipeline", "--model_name", "pipeline"]
     assert build_parser().parse_args(base).local_traffic_split is False
     assert build_parser().parse_args([*base, "--local_traffic_split"]).local_traffic_split
+
+
+def test_the_experiments_timeline_reads_the_orchestrating_entrys_metrics_too() -> None:
+    """The entry is a model server that counts what it answers itself (refusals relayed,
+    disconnects); the graph runner serves no /metrics. Nothing is started: no servers yet."""
+    for topology, expected in (("graph", []), ("orchestrated", ["http://127.0.0.1:8123/metrics"])):
+        stack = LocalStack(Settings(), 8123, topology=topology)
+        assert KServeControl(stack, Settings()).metrics_urls() == expected
