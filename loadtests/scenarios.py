@@ -100,14 +100,14 @@ DEMO = Scenario(
     stop_timeout_s=45.0,
     phases=[
         ConcurrencyPhase(name="c1", users=1, duration_s=15),
-        ConcurrencyPhase(name="c4", users=4, duration_s=15),
+        ConcurrencyPhase(name="c4", users=4, duration_s=12),
         # c8 keeps 30 s: the high-load p95 (and the decision's c8 limit) needs n >= 20 from
         # the slowest stack (KServe's transformers generator, ~0.65 req/s at c8)
         ConcurrencyPhase(name="c8", users=8, duration_s=30),
-        # open loop: exactly rate x duration = 8 requests each
-        ArrivalPhase(kind="constant", name="constant-0.5", rate_rps=0.5, duration_s=16,
+        # open loop: exactly rate x duration = 6 requests each
+        ArrivalPhase(kind="constant", name="constant-0.5", rate_rps=0.5, duration_s=12,
                      max_users=16),
-        ArrivalPhase(kind="poisson", name="poisson-0.5", rate_rps=0.5, duration_s=16,
+        ArrivalPhase(kind="poisson", name="poisson-0.5", rate_rps=0.5, duration_s=12,
                      max_users=16, seed=7),
     ],
 )
