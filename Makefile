@@ -34,8 +34,9 @@ prepare: install
 	$(TWINSERVE) prepare
 
 # The main job: in-process reference, KServe and Ray Serve under the same locust scenario, with
-# Prometheus, then the rollback experiment on both stacks, into reports/<timestamp>/ (about
-# 25-30 min on 2 cores; SCENARIO=smoke: ~10 min).
+# Prometheus, then the rollback experiment on every compared stack (demo: kserve,
+# kserve-orchestrated, rayserve), into reports/<timestamp>/ (estimated 28.5-30 min on 2 cores,
+# README "What the demo trades for its time"; SCENARIO=smoke: kserve + rayserve, ~10 min).
 SCENARIO ?=
 INVENTORY ?= examples/inventories/rag-answers-app-team.yaml
 demo: setup

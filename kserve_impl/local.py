@@ -129,7 +129,8 @@ class LocalStack:
         if len(entries) != 1:
             raise StackError(f"{ORCHESTRATED_DIR}/ must hold one entry InferenceService")
         entry = entries[0]
-        command = [*entry.local_command(self.port), "--http_host", HOST]
+        # the local rollout sets the entry's canary split, as it sets the graph runner's
+        command = [*entry.local_command(self.port), "--http_host", HOST, "--local_traffic_split"]
         return ServerProcess(entry.name, command, self.port, entry.ready_path(),
                              self.log_dir / f"{entry.name}.log")
 

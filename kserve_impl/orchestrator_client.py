@@ -8,6 +8,11 @@ loopback ports it started.
 
 A stage's error answer is relayed as it came (status, OpenAI body, `Retry-After`), marked as
 already counted: the stage server that produced it counted it in `pipeline_requests_total`.
+
+Each call resolves its service's URL through a `TrafficSplit`, the graph runner's: on a cluster
+the split is empty (the stage URL is a Knative route, which splits `canaryTrafficPercent` itself);
+locally a rollout sets it (`PUT /local/traffic`, served with `--local_traffic_split`), so a
+canary sees the same share of calls behind either topology.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import httpx
 
 from kserve_impl.errors import StageError
+from kserve_impl.graph.traffic import TrafficSplit
 from kserve_impl.manifests import stage_url_env
 from shared_pipeline.schemas import PipelineState, RequestError
 
@@ -59,6 +65,7 @@ class StageClient:
 
     def __init__(self, urls: dict[str, str]) -> None:
         self.urls = urls
+        self.traffic = TrafficSplit(urls)  # stable URLs, plus a canary's while one is set
         self._http: httpx.AsyncClient | None = None
 
     @property
@@ -76,7 +83,7 @@ class StageClient:
                  headers: Mapping[str, str]) -> httpx.Request:
         forwarded = {k: headers[k] for k in FORWARD_HEADERS if k in headers}
         return self.http.build_request(
-            "POST", self.urls[service], content=state.model_dump_json(),
+            "POST", self.traffic.resolve(service), content=state.model_dump_json(),
             headers={**forwarded, "content-type": "application/json"})
 
     async def call(self, service: str, state: PipelineState,

@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kserve_impl.errors import StageError
+from kserve_impl.graph.traffic import traffic_route
 from kserve_impl.orchestrator import REQUEST_ID_HEADER, PipelineModel
 from kserve_impl.readiness import service_readiness
 from shared_pipeline.endpoints import health_response, install_route_errors
@@ -75,3 +76,10 @@ def install_openai_routes(app: FastAPI, model: PipelineModel) -> None:
         app.add_api_route(f"{prefix}/models", models, methods=["GET"])
     app.add_api_route("/health", health, methods=["GET"])
     install_route_errors(app)
+
+
+def install_traffic_split(app: FastAPI, model: PipelineModel) -> None:
+    """Local mode only: `GET|PUT /local/traffic` on the entry, the graph runner's endpoint, so
+    the local rollout (`kserve_impl.rollout`) sets the canary split for this topology too. Never
+    on a cluster: there Knative routes split traffic, and the entry takes no control calls."""
+    app.router.routes.append(traffic_route(model.client.traffic))

@@ -6,7 +6,8 @@ What a cluster does, and what stands in for it here:
   of calls to it; `canaryTrafficPercent: 0` pins all traffic back to the previous revision,
   which kept running. Locally, `rollout` starts a second model server for every
   InferenceService the change touches (the same container command, the changed settings), waits
-  until it is ready, then sets the graph runner's split for that service (`graph.TRAFFIC_PATH`).
+  until it is ready, then sets the entry's split for that service (`graph.TRAFFIC_PATH`): the
+  graph runner's, or in the orchestrated topology the orchestrator's stage client's.
   `rollback` sets the split back to 0 at once; the new revision's servers keep running until
   `close()`, as a Knative revision stays until it scales to zero.
 - A pod that dies is restarted by the kubelet: locally the stack's supervisor restarts the
@@ -101,7 +102,10 @@ class KServeControl:
         return counts
 
     def metrics_urls(self) -> list[str]:
-        return [f"{s.url}/metrics" for s in [*self.stack.servers, *self.canaries]]
+        urls = [f"{s.url}/metrics" for s in [*self.stack.servers, *self.canaries]]
+        if self.stack.topology == "orchestrated":  # the entry is a model server too
+            urls.append(f"{self.stack.url}/metrics")
+        return urls
 
     def close(self) -> None:
         """Roll back if needed, then stop the new revision's servers."""

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="The generator tier (required with --stage generate).")
     parser.add_argument("--http_host", default="0.0.0.0",
                         help="Address the REST server binds (local mode: 127.0.0.1).")
+    parser.add_argument("--local_traffic_split", action="store_true",
+                        help="--stage pipeline, local mode only: serve PUT /local/traffic, the "
+                             "canary split the local rollout sets (Knative's on a cluster).")
     # The InferenceGraph calls each step over REST v1 only; gRPC would open an unused port
     # (8081) in every server. `--enable_grpc true` turns it back on.
     parser.set_defaults(enable_grpc=False)
@@ -110,10 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.stage == ENTRY_STAGE:
             from kserve.model_server import app
 
-            from kserve_impl.orchestrator_routes import install_openai_routes
+            from kserve_impl.orchestrator_routes import install_openai_routes, install_traffic_split
             from shared_pipeline.limits import install_limits
 
             install_openai_routes(app, model)
+            if args.local_traffic_split:
+                install_traffic_split(app, model)
             install_limits(app, settings.server)  # size, depth, slow senders: before parsing
     except Exception:
         logger.error("could not start the %s server", args.stage, exc_info=True)

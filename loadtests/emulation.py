@@ -15,7 +15,8 @@ from typing import Any
 MARK = "†"
 GRAPH = ("the InferenceGraph executed by the local Python graph runner (kserve_impl/graph), "
          "not KServe's router")
-CANARY = "the canary traffic split done by the local runner, not Knative or KServe"
+CANARY = ("the canary traffic split done locally by the entry (the graph runner, or the "
+          "orchestrator through its stage client), not Knative or KServe")
 SUPERVISOR = "the killed model server restarted by the local supervisor, not Kubernetes"
 
 # stack -> parts emulated in a benchmark; experiments add theirs (below)

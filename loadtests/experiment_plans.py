@@ -22,7 +22,8 @@ CHANGES: dict[str, RevisionChange] = {
     "bad": RevisionChange(revision_name="b", fail_ratio=0.3),
     "slow": RevisionChange(revision_name="b", delay_ms=3000),
 }
-DEFAULT_MODE: dict[str, ChangeMode] = {"kserve": "canary", "rayserve": "inplace"}
+DEFAULT_MODE: dict[str, ChangeMode] = {"kserve": "canary", "kserve-orchestrated": "canary",
+                                       "rayserve": "inplace"}
 
 
 class SLO(BaseModel):

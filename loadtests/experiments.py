@@ -7,7 +7,8 @@ and samples a timeline once a second (replicas, generation queue depth, in-fligh
 - rollback: load for `baseline_s`; roll out revision B (`--change`: benign = a new prompt
   template, bad = a post-processor failing `fail_ratio` of requests, slow = a generator
   `delay_ms` slower); let B serve `hold_s`; roll back to A; load `tail_s` more.
-  KServe rolls out as a canary (`percent`% of each touched InferenceService's traffic); Ray
+  KServe (either topology) rolls out as a canary (`percent`% of each touched InferenceService's
+  traffic, split by the entry: the graph runner or the orchestrator); Ray
   Serve by `serve deploy`, in place (`user_config`) or restarting replicas (app args).
 - kill-replica: load for `baseline_s`; SIGKILL the process serving `target`; keep the load
   until the replacement is ready, then `tail_s` more.
@@ -40,7 +41,7 @@ from loadtests.experiment_repeats import write_combined
 from loadtests.locust_run import run_locust
 from loadtests.scenarios import Scenario
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
-from loadtests.stacks import StackHandle, launch
+from loadtests.stacks import BASE_STACK, SERVED_STACKS, StackHandle, launch
 from loadtests.timeline import Sampler
 from shared_pipeline.config import Settings
 from shared_pipeline.control import StackControl
@@ -227,8 +228,9 @@ class Experiment:
 
 # ---------------------------------------------------------------- entry points
 def control_for(handle: StackHandle, settings: Settings) -> StackControl:
-    """The stack's `StackControl` over what its launcher yielded."""
-    if handle.name == "kserve":
+    """The stack's `StackControl` over what its launcher yielded (either KServe topology: the
+    same control, whose canary split the entry, graph runner or orchestrator, applies)."""
+    if BASE_STACK.get(handle.name, handle.name) == "kserve":
         from kserve_impl.rollout import KServeControl
 
         return KServeControl(handle.native.local, settings)
@@ -236,7 +238,7 @@ def control_for(handle: StackHandle, settings: Settings) -> StackControl:
         from rayserve_impl.rollout import RayControl
 
         return RayControl(handle.native, settings)
-    raise ValueError(f"experiments run on kserve or rayserve, not {handle.name!r}")
+    raise ValueError(f"experiments run on {', '.join(SERVED_STACKS)}, not {handle.name!r}")
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The benchmark harness: `twinserve bench` (one stack) and `twinserve compare` (all three).
+"""The benchmark harness: `twinserve bench` (one stack) and `twinserve compare` (a scenario's).
 
 For each stack, with the identical scenario: start the stack, point the local Prometheus at its
 /metrics (or, without Prometheus, scrape them ourselves and say so), warm up, run locust
@@ -84,10 +84,11 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
     with running as handle:
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}; metrics "
                     f"{', '.join(handle.metrics_urls)}")
-        # references scrape as the `inprocess` job (their label); the engine alone exposes
-        # only vLLM's own metrics, no pipeline_* figures to ask Prometheus for
-        scraped = stack == engine_alone.NAME or store.add_stack(
-            references.metrics_label(stack), handle.metrics_urls)
+        # references scrape as the `inprocess` job (their label), kserve-orchestrated as its
+        # own job (its label is KServe's); the engine alone exposes only vLLM's own metrics,
+        # no pipeline_* figures to ask Prometheus for
+        job = references.scrape_job(stack)
+        scraped = stack == engine_alone.NAME or store.add_stack(job, handle.metrics_urls)
         if not scraped:
             console.log(f"[yellow]{stack}: Prometheus has not scraped every target yet[/]")
         progress.update(task_id, description=f"{stack}: warming up")
@@ -126,7 +127,8 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         detected = detect_engine(scrape_texts(handle.metrics_urls))
         server = {} if stack == engine_alone.NAME else server_figures(
             store.source, references.metrics_label(stack), windows, run_start + lag,
-            run_end + lag, store.scrape_interval_s, queue_step_s=QUEUE_SAMPLE_PERIOD_S)
+            run_end + lag, store.scrape_interval_s, queue_step_s=QUEUE_SAMPLE_PERIOD_S,
+            job=store.job_filter(job))
         if scenario.vllm_bench:  # vLLM's client last: outside every window read above
             progress.update(task_id, description=f"{stack}: vllm bench serve")
         client_bench = vllm_bench.beside_locust(stack, handle, scenario, settings, raw_dir,
@@ -265,15 +267,17 @@ def compare(settings: Settings, scenario: str | Scenario | None, engine_parity: 
             repeat: int = 1, engine_alone_row: bool = True,
             remotes: dict[str, RemoteTarget] | None = None,
             prometheus_url: str | None = None) -> Path:
-    """`twinserve compare [--scenario NAME|PATH] [--engine-parity] [--repeat N] --out DIR`: one
-    in-process reference per engine, vLLM's own server (the engine alone), KServe and Ray
-    Serve under the identical scenario, each phase `repeat` times; returns the report dir.
+    """`twinserve compare [--scenario NAME|PATH] [--stacks A,B] [--engine-parity] [--repeat N]
+    --out DIR`: one in-process reference per engine, vLLM's own server (the engine alone), and
+    the scenario's stacks (`Scenario.stacks`: kserve, kserve-orchestrated, rayserve) under the
+    identical scenario, each phase `repeat` times; returns the report dir.
     With `remotes` (`--url kserve=URL --url rayserve=URL`): those running endpoints only.
 
     `before_stop` (tests) is called with the metrics store while Prometheus still runs.
     """
+    scenario = resolve_scenario(scenario)
     stacks = tuple(remotes) if remotes else references.compare_stacks(
-        settings, engine_parity, with_engine_alone=engine_alone_row)
-    return _run(settings, stacks, resolve_scenario(scenario), out or default_out_dir(),
+        settings, engine_parity, tuple(scenario.stacks), with_engine_alone=engine_alone_row)
+    return _run(settings, stacks, scenario, out or default_out_dir(),
                 console, engine_parity, before_stop, repeat=repeat, remotes=remotes,
                 prometheus_url=prometheus_url)

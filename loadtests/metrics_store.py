@@ -36,9 +36,16 @@ class MetricsStore:
     scrape_interval_s: float
     targets: dict[str, list[str]] = field(default_factory=dict)  # job -> metrics URLs
     note: str = ""
+    # The harness names the scrape jobs here, so a query may select a run's series by its job.
+    names_jobs: bool = True
+
+    def job_filter(self, job: str) -> str | None:
+        """`job` where this store's series carry the job the harness named, else None."""
+        return job if self.names_jobs else None
 
     def add_stack(self, stack: str, metrics_urls: list[str]) -> bool:
-        """Scrape `stack`'s endpoints from now on; True once the first scrape succeeded."""
+        """Scrape `stack`'s endpoints from now on, as job `stack`; True once the first scrape
+        succeeded."""
         self.targets[stack] = metrics_urls
         if self.prometheus is not None:
             write_scrape_config(self.config_path,

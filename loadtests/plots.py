@@ -15,7 +15,7 @@ from shared_pipeline.schemas import STAGES
 
 Drawn = tuple[Any, str, str]  # figure, file name, caption
 COLORS = {"inprocess": "#7f7f7f", "inprocess-vllm": "#bcbd22", "engine-alone": "#2ca02c",
-          "kserve": "#1f77b4", "rayserve": "#ff7f0e"}
+          "kserve": "#1f77b4", "kserve-orchestrated": "#17becf", "rayserve": "#ff7f0e"}
 
 
 def _error_bars(dists: list[dict[str, Any]], stat: str) -> tuple[list[float], list[list[float]]]:
@@ -130,8 +130,12 @@ def _ttft_tpot(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn
     axes[1].set(title="Time per output token (client, streamed stacks)", ylabel="ms")
     for ax in axes:
         ax.grid(alpha=0.3)
-    return (fig, "ttft_tpot.png", "TTFT and TPOT per phase, measured by the client. KServe "
-            "answers whole through its graph: no client TTFT/TPOT.")
+    caption = "TTFT and TPOT per phase, measured by the client."
+    if "kserve" in per_stack:
+        caption += " KServe answers whole through its graph: no client TTFT/TPOT for `kserve`."
+    if "kserve-orchestrated" in per_stack:
+        caption += " `kserve-orchestrated` streams through its entry InferenceService."
+    return fig, "ttft_tpot.png", caption
 
 
 def _queue_depth(plt: Any, scenario: Scenario, per_stack: dict[str, Any]) -> Drawn | None:

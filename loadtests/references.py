@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loadtests import engine_alone
+from loadtests.scenarios import DEFAULT_STACKS
 from loadtests.stacks import BASE_STACK, StackHandle, engine_for, launch, with_engine
 from shared_pipeline.config import Settings
 
 REFERENCE = "inprocess"
-# `kserve-orchestrated` runs with `twinserve bench --stack kserve-orchestrated`; it is not yet in
-# the default comparison (its experiments are not wired; see docs/kserve.md).
-CANDIDATES = ("kserve", "rayserve")
+CANDIDATES = DEFAULT_STACKS  # when no scenario says which stacks (a scenario's `stacks` does)
 
 
 def reference_name(engine: str, settings: Settings) -> str:
@@ -56,6 +55,14 @@ def metrics_label(stack: str) -> str:
     `kserve-orchestrated`'s servers are KServe's (`kserve`); stacks run one after the other, so
     the time windows keep them apart."""
     return REFERENCE if is_reference(stack) else BASE_STACK.get(stack, stack)
+
+
+def scrape_job(stack: str) -> str:
+    """The Prometheus scrape job of a run's /metrics targets: the `stack` label's value, except
+    for a topology of another stack, which gets a job of its own (`kserve-orchestrated`). Its
+    servers keep the contract's `stack="kserve"`, so the job is what tells the report's PromQL
+    (`{stack="kserve",job="kserve-orchestrated"}`) which KServe topology a series came from."""
+    return stack if stack in BASE_STACK else metrics_label(stack)
 
 
 @contextlib.contextmanager

@@ -127,9 +127,11 @@ class NoServerSide:
 
 @dataclass
 class GivenStore(MetricsStore):
-    """A store whose targets the user's side scrapes already (or nobody does)."""
+    """A store whose targets the user's side scrapes already (or nobody does): its jobs are
+    named by the user's scrape config, so queries select on `stack` alone."""
 
     targets: dict[str, list[str]] = field(default_factory=dict)
+    names_jobs: bool = False
 
     def add_stack(self, stack: str, metrics_urls: list[str]) -> bool:
         self.targets[stack] = metrics_urls

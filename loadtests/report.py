@@ -59,6 +59,13 @@ def differences(per_stack: dict[str, Any], engine_parity: bool,
                      "(stream=false). Its end-to-end latency is measured; client TTFT and TPOT "
                      "do not exist for it and are shown as n/a. The generator's own TTFT "
                      "(server side) is still recorded.")
+    if "kserve-orchestrated" in per_stack:
+        notes.append("kserve-orchestrated is KServe's second topology: an entry "
+                     "InferenceService calls the same stage InferenceServices itself and "
+                     "streams, so it has client TTFT and TPOT. Its servers carry the "
+                     "contract's stack=\"kserve\" label; locally its server-side figures are the "
+                     "series of its own scrape job (job=\"kserve-orchestrated\"), never the "
+                     "graph topology's.")
     stacks = {s: r for s, r in per_stack.items() if not is_reference(s) and s != ENGINE_ALONE}
     engines = {s: r["engine"] for s, r in per_stack.items() if s != ENGINE_ALONE}
     if len(set(engines.values())) > 1:

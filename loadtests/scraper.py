@@ -3,8 +3,9 @@
 It keeps each poll's samples in memory and answers the same three questions as
 `serverside.PromQLSource`, applying the same `ray_` prefix rule as the shipped scrape config.
 Increases are exact differences between the samples at the window's ends (Prometheus
-extrapolates a little instead), so the two sources agree to within a scrape interval. The report
-says which one was used.
+extrapolates a little instead), so the two sources agree to within a scrape interval. Each
+sample gets its target's `job` label, as Prometheus attaches it. The report says which source
+was used.
 """
 
 from __future__ import annotations
@@ -84,11 +85,12 @@ class FallbackScraper:
 
     def scrape_once(self) -> None:
         with self._lock:
-            urls = [u for us in self.targets.values() for u in us]
+            job_of = {u: job for job, us in self.targets.items() for u in us}
         with httpx.Client(timeout=self.interval_s) as client:
-            for url, now, samples in scrape(client, urls, self.errors):
+            for url, now, samples in scrape(client, list(job_of), self.errors):
                 with self._lock:
                     for name, labels, value in samples:
+                        labels = {**labels, "job": job_of[url]}  # the target's, as Prometheus
                         times, values = self._series[(url, name, tuple(sorted(labels.items())))]
                         times.append(now)
                         values.append(value)
@@ -100,13 +102,13 @@ class FallbackScraper:
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     # ------------------------------------------------------------ the ServerSideSource answers
-    def _matching(self, name: str, stack: str):
+    def _matching(self, name: str, stack: str, job: str | None):
         with self._lock:
             items = [(sid, (list(t), list(v))) for sid, (t, v) in self._series.items()
                      if sid[1] == name]
         for (_, _, labels), tv in items:
             labels_d = dict(labels)
-            if labels_d.get("stack") == stack:
+            if labels_d.get("stack") == stack and job in (None, labels_d.get("job")):
                 yield labels_d, tv
 
     @staticmethod
@@ -115,9 +117,9 @@ class FallbackScraper:
         return values[i - 1] if i else None
 
     def counter_increase(self, name: str, stack: str, by: tuple[str, ...], start: float,
-                         end: float) -> dict[Key, float]:
+                         end: float, job: str | None = None) -> dict[Key, float]:
         out: dict[Key, float] = defaultdict(float)
-        for labels, (times, values) in self._matching(name, stack):
+        for labels, (times, values) in self._matching(name, stack, job):
             last = self._at(times, values, end)
             if last is None:
                 continue
@@ -126,15 +128,16 @@ class FallbackScraper:
         return dict(out)
 
     def histogram(self, name: str, stack: str, by: tuple[str, ...], start: float,
-                  end: float) -> dict[Key, HistogramDelta]:
+                  end: float, job: str | None = None) -> dict[Key, HistogramDelta]:
         return fold_histogram(
-            self.counter_increase(f"{name}_bucket", stack, (*by, "le"), start, end),
-            self.counter_increase(f"{name}_sum", stack, by, start, end),
-            self.counter_increase(f"{name}_count", stack, by, start, end))
+            self.counter_increase(f"{name}_bucket", stack, (*by, "le"), start, end, job),
+            self.counter_increase(f"{name}_sum", stack, by, start, end, job),
+            self.counter_increase(f"{name}_count", stack, by, start, end, job))
 
     def gauge_range(self, name: str, stack: str, by: tuple[str, ...], start: float, end: float,
-                    step_s: float) -> dict[Key, list[tuple[float, float]]]:
-        series = list(self._matching(name, stack))
+                    step_s: float, job: str | None = None
+                    ) -> dict[Key, list[tuple[float, float]]]:
+        series = list(self._matching(name, stack, job))
         out: dict[Key, list[tuple[float, float]]] = {}
         steps = [start + k * step_s for k in range(int((end - start) / step_s) + 1)]
         if not steps or steps[-1] < end - 1e-6:

@@ -5,7 +5,9 @@ The harness asks three kinds of question, and both sources answer them the same 
 - a histogram's growth in a window (buckets, sum, count), from which quantiles and means are
   computed here with Prometheus's own `histogram_quantile` interpolation;
 - a gauge over time, summed by some labels (`gauge_range`), for queue depth and in-flight plots.
-Everything is filtered on the contract's `stack` label, so one Prometheus holds all stacks.
+Everything is filtered on the contract's `stack` label, so one Prometheus holds all stacks, and,
+where the harness names one, on the scrape `job` too: both KServe topologies carry
+`stack="kserve"`, and only the job (`kserve` or `kserve-orchestrated`) tells their series apart.
 `server_figures` asks them for one stack's run: whole run, per phase, and time series.
 """
 
@@ -71,13 +73,19 @@ class ServerSideSource(Protocol):
     kind: str
 
     def counter_increase(self, name: str, stack: str, by: tuple[str, ...], start: float,
-                         end: float) -> dict[Key, float]: ...
+                         end: float, job: str | None = None) -> dict[Key, float]: ...
 
     def histogram(self, name: str, stack: str, by: tuple[str, ...], start: float,
-                  end: float) -> dict[Key, HistogramDelta]: ...
+                  end: float, job: str | None = None) -> dict[Key, HistogramDelta]: ...
 
     def gauge_range(self, name: str, stack: str, by: tuple[str, ...], start: float, end: float,
-                    step_s: float) -> dict[Key, list[tuple[float, float]]]: ...
+                    step_s: float, job: str | None = None
+                    ) -> dict[Key, list[tuple[float, float]]]: ...
+
+
+def selector(stack: str, job: str | None = None) -> str:
+    """The label matchers of one run's series: `stack="kserve",job="kserve-orchestrated"`."""
+    return f'stack="{stack}"' + (f',job="{job}"' if job else "")
 
 
 def fold_histogram(buckets: dict[Key, float], sums: dict[Key, float],
@@ -112,23 +120,24 @@ class PromQLSource:
                 for s in parse_vector(raw) if not math.isnan(s.value)}
 
     def counter_increase(self, name: str, stack: str, by: tuple[str, ...], start: float,
-                         end: float) -> dict[Key, float]:
-        group = ", ".join(by)
-        expr = (f'sum by ({group}) (increase({name}{{stack="{stack}"}}[{window(start, end)}]))'
-                if by else f'sum (increase({name}{{stack="{stack}"}}[{window(start, end)}]))')
+                         end: float, job: str | None = None) -> dict[Key, float]:
+        series = f"{name}{{{selector(stack, job)}}}[{window(start, end)}]"
+        expr = (f"sum by ({', '.join(by)}) (increase({series}))" if by
+                else f"sum (increase({series}))")
         return self._vector(expr, end, by)
 
     def histogram(self, name: str, stack: str, by: tuple[str, ...], start: float,
-                  end: float) -> dict[Key, HistogramDelta]:
-        buckets = self.counter_increase(f"{name}_bucket", stack, (*by, "le"), start, end)
-        sums = self.counter_increase(f"{name}_sum", stack, by, start, end)
-        counts = self.counter_increase(f"{name}_count", stack, by, start, end)
+                  end: float, job: str | None = None) -> dict[Key, HistogramDelta]:
+        buckets = self.counter_increase(f"{name}_bucket", stack, (*by, "le"), start, end, job)
+        sums = self.counter_increase(f"{name}_sum", stack, by, start, end, job)
+        counts = self.counter_increase(f"{name}_count", stack, by, start, end, job)
         return fold_histogram(buckets, sums, counts)
 
     def gauge_range(self, name: str, stack: str, by: tuple[str, ...], start: float, end: float,
-                    step_s: float) -> dict[Key, list[tuple[float, float]]]:
+                    step_s: float, job: str | None = None
+                    ) -> dict[Key, list[tuple[float, float]]]:
         group = ", ".join(by)
-        expr = f'sum by ({group}) ({name}{{stack="{stack}"}})'
+        expr = f"sum by ({group}) ({name}{{{selector(stack, job)}}})"
         raw = self.server.query_range_raw(expr, start, end, step_s)
         self.queries.append({"expr": expr, "start": start, "end": end, "step": step_s,
                              "answer": raw})
@@ -139,15 +148,17 @@ class PromQLSource:
 
 def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str, Any]],
                 run_start: float, run_end: float, step_s: float,
-                queue_step_s: float | None = None) -> dict[str, Any]:
+                queue_step_s: float | None = None, job: str | None = None) -> dict[str, Any]:
     """The Prometheus figures of one stack: whole run, per phase, and time series.
 
     `queue_step_s`: the sampling period of the queue-depth maxima (the same for every stack).
+    `job`: only the series of this scrape job (the run's own targets), when the store knows it.
     """
     queue_step = queue_step_s or step_s
+
     def hist_summary(name: str, by: tuple[str, ...], start: float, end: float):
         out = {}
-        for key, h in source.histogram(name, stack, by, start, end).items():
+        for key, h in source.histogram(name, stack, by, start, end, job).items():
             out["/".join(key) or "all"] = {"count": h.count, "mean_s": h.mean,
                                            "p50_s": h.quantile(0.5), "p95_s": h.quantile(0.95),
                                            "p99_s": h.quantile(0.99)}
@@ -155,10 +166,10 @@ def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str,
 
     def counters(name: str, by: tuple[str, ...], start: float, end: float):
         return {"/".join(k) or "all": v
-                for k, v in source.counter_increase(name, stack, by, start, end).items()}
+                for k, v in source.counter_increase(name, stack, by, start, end, job).items()}
 
     def gauge_max(name: str, by: tuple[str, ...], start: float, end: float, step: float):
-        series = source.gauge_range(name, stack, by, start, end, step)
+        series = source.gauge_range(name, stack, by, start, end, step, job)
         return {"/".join(k): max((v for _, v in pts), default=0.0) for k, pts in series.items()}
 
     phases = {}
@@ -195,9 +206,9 @@ def server_figures(source: ServerSideSource, stack: str, windows: list[dict[str,
         "series": {
             "queue_depth": {"/".join(k): v for k, v in source.gauge_range(
                 "pipeline_generation_queue_depth", stack, ("tier",), run_start, run_end,
-                step_s).items()},
+                step_s, job).items()},
             "inflight": {"/".join(k): v for k, v in source.gauge_range(
                 "pipeline_stage_inflight", stack, ("stage",), run_start, run_end,
-                step_s).items()},
+                step_s, job).items()},
         },
     }

@@ -22,6 +22,7 @@ import httpx
 from shared_pipeline.config import Settings
 
 STACKS = ("kserve", "rayserve", "inprocess", "kserve-orchestrated")
+SERVED_STACKS = ("kserve", "kserve-orchestrated", "rayserve")  # what a comparison compares
 # A stack launched by name that is another stack's topology: it runs that stack's engine and
 # reports under its own name (`kserve-orchestrated` is KServe with an entry service that streams).
 BASE_STACK = {"kserve-orchestrated": "kserve"}

@@ -15,11 +15,16 @@ from twinserve.options import (
     BenchStack,
     ConfigOption,
     ExperimentKind,
-    ServedStack,
     console,
     load_settings,
 )
-from twinserve.remote_options import METRICS_HELP, PROM_HELP, SCENARIO_HELP, URL_HELP
+from twinserve.remote_options import (
+    METRICS_HELP,
+    PROM_HELP,
+    SCENARIO_HELP,
+    STACKS_HELP,
+    URL_HELP,
+)
 
 
 def bench(stack: Annotated[BenchStack | None, typer.Option(help="Which stack to load.")] = None,
@@ -59,11 +64,12 @@ def bench(stack: Annotated[BenchStack | None, typer.Option(help="Which stack to 
 
 def compare(scenario: Annotated[str | None, typer.Option(
                 help=SCENARIO_HELP + " Default: the full demo scenario.")] = None,
+            stacks: Annotated[str | None, typer.Option(help=STACKS_HELP)] = None,
             engine_parity: Annotated[bool, typer.Option(
                 "--engine-parity", help="Run every stack on the same engine.")] = False,
             out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
             experiment: Annotated[list[ExperimentKind] | None, typer.Option(
-                help="Also run this experiment on kserve and rayserve (repeatable); "
+                help="Also run this experiment on every compared stack (repeatable); "
                      "its section joins the report.")] = None,
             repeat: Annotated[int, typer.Option(
                 min=1, help="Run each phase (and each experiment) N times; the report gives "
@@ -75,9 +81,9 @@ def compare(scenario: Annotated[str | None, typer.Option(
             prometheus_url: Annotated[str | None, typer.Option(help=PROM_HELP)] = None,
             metrics_url: Annotated[list[str] | None, typer.Option(help=METRICS_HELP)] = None,
             config: ConfigOption = None) -> None:
-    """One in-process reference per engine, vLLM's own server (the engine alone), KServe and
-    Ray Serve under one scenario (or the deployments at --url kserve=URL --url rayserve=URL);
-    one report."""
+    """One in-process reference per engine, vLLM's own server (the engine alone) and the
+    scenario's stacks (--stacks) under one scenario (or the deployments at --url kserve=URL
+    --url rayserve=URL); one report."""
     from loadtests.harness import compare as run_compare
     from loadtests.harness import default_out_dir
     from twinserve.remote_options import refuse, scenario_or_exit, targets_or_exit
@@ -88,25 +94,28 @@ def compare(scenario: Annotated[str | None, typer.Option(
                               "`twinserve experiment ... --cluster --url URL`")
     if prometheus_url and not remotes:
         raise refuse(console, "--prometheus-url needs --url")
+    if remotes and stacks:
+        raise refuse(console, "--stacks names stacks to start; with --url the NAMEs are the "
+                              "stacks")
+    chosen = scenario_or_exit(console, scenario, stacks)
     settings = load_settings(config)
     out = out or default_out_dir()
-    report_dir = run_compare(settings, scenario_or_exit(console, scenario), engine_parity, out,
-                             console, repeat=repeat, remotes=remotes or None,
-                             prometheus_url=prometheus_url)
+    report_dir = run_compare(settings, chosen, engine_parity, out, console, repeat=repeat,
+                             remotes=remotes or None, prometheus_url=prometheus_url)
     if experiment:
         from loadtests.experiment_report import add_to_report
         from loadtests.experiments import experiment as run_experiment
 
         plan = "smoke" if scenario == "smoke" else "demo"
         kinds = [k.value for k in experiment]
-        for stack in ServedStack:
+        for stack in chosen.stacks:
             try:
-                for result in run_experiment(settings, kinds, stack.value, plan,
+                for result in run_experiment(settings, kinds, stack, plan,
                                              report_dir / "experiments", console,
                                              repeat=repeat):
                     print_figures(result)
-            except Exception as exc:  # one failed stack must not hide the other
-                console.print(f"[red]experiments on {stack.value} failed:[/] "
+            except Exception as exc:  # one failed stack must not hide the others
+                console.print(f"[red]experiments on {stack} failed:[/] "
                               f"{type(exc).__name__}: {exc}")
         add_to_report(report_dir)
         console.print(f"[bold green]report with experiments:[/] {report_dir / 'index.html'}")

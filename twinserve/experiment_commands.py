@@ -35,7 +35,8 @@ def print_figures(result: dict) -> None:
 def experiment_cmd(
         kinds: Annotated[list[ExperimentKind], typer.Argument(
             help="rollback, kill-replica, overload: one or more, run in order on one start")],
-        stack: Annotated[ServedStack, typer.Option(help="kserve or rayserve")],
+        stack: Annotated[ServedStack, typer.Option(
+            help="kserve, kserve-orchestrated or rayserve")],
         scenario: Annotated[str, typer.Option(help="Sizes: demo or smoke.")] = "demo",
         out: Annotated[Path | None, typer.Option(help="Result directory.")] = None,
         change: Annotated[ChangeKind | None, typer.Option(

@@ -36,7 +36,10 @@ class BenchClient(StrEnum):
 
 
 class ServedStack(StrEnum):
+    """What experiments act on: the serving stacks, KServe in either topology."""
+
     kserve = "kserve"
+    kserve_orchestrated = "kserve-orchestrated"
     rayserve = "rayserve"
 
 

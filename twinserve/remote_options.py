@@ -9,13 +9,15 @@ from rich.console import Console
 
 from loadtests.remote import RemoteTarget, parse_targets, with_metrics
 from loadtests.scenario_file import ScenarioFileError, resolve_scenario
-from loadtests.scenarios import Scenario
+from loadtests.scenarios import Scenario, with_stacks
 
 URL_HELP = ("Base URL of a running deployment (no stack is started); compare: NAME=URL, "
             "repeatable.")
 PROM_HELP = "With --url: query this Prometheus (e.g. the cluster's) for server-side figures."
 METRICS_HELP = "With --url: scrape this /metrics URL (compare: NAME=URL), repeatable."
 SCENARIO_HELP = "Scenario name (smoke, demo) or a YAML file (examples/scenarios/)."
+STACKS_HELP = ("The stacks to compare, comma-separated (kserve, kserve-orchestrated, rayserve); "
+               "default: the scenario's `stacks` (demo: all three; smoke: kserve,rayserve).")
 CLUSTER_HELP = ("Act on a deployment through the Kubernetes API (KServe only: ClusterControl; "
                 "Ray's RayService upgrade is not implemented); load goes to --url.")
 
@@ -25,12 +27,16 @@ def refuse(console: Console, message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def scenario_or_exit(console: Console, value: str | None) -> Scenario:
-    """The scenario a name or YAML path names, read before anything starts."""
+def scenario_or_exit(console: Console, value: str | None, stacks: str | None = None) -> Scenario:
+    """The scenario a name or YAML path names, read before anything starts; `stacks`
+    (`--stacks a,b`) replaces the stacks it compares."""
     try:
-        return resolve_scenario(value)
+        scenario = resolve_scenario(value)
+        return with_stacks(scenario, stacks) if stacks is not None else scenario
     except (ScenarioFileError, KeyError) as exc:
         raise refuse(console, str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise refuse(console, f"--stacks {stacks}: {exc}") from None
 
 
 def targets_or_exit(console: Console, urls: list[str] | None, metrics_urls: list[str] | None,
@@ -51,6 +57,10 @@ def cluster_running(stack: str, url: str | None, context: str | None, namespace:
     from loadtests.cluster_experiment import CLUSTER_STACKS, cluster_stack
 
     console = Console(stderr=True)
+    if stack == "kserve-orchestrated":  # the same InferenceServices: only the entry URL differs
+        raise refuse(console, "--cluster: use --stack kserve with --url set to the "
+                              "orchestrating entry's URL (both topologies roll the same "
+                              "InferenceServices)")
     if stack not in CLUSTER_STACKS:
         raise refuse(console, f"--cluster drives KServe only, not {stack}: a RayService "
                               "upgrade through the Kubernetes API is not implemented")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.references import metrics_label, scrape_job
+
 CANDIDATES = ("kserve", "kserve-orchestrated", "rayserve")  # the reference is never one
 REQUIRED_STACKS = ("kserve", "rayserve")  # a comparison without either cannot decide
 REFERENCE = "inprocess"
@@ -189,16 +191,24 @@ class Report:
 
     # ------------------------------------------------------------ PromQL answers
     def returned_data(self, metric: str, stack: str) -> Evidence:
-        """Whether a PromQL query for `metric{stack=...}` answered with any series."""
+        """Whether a PromQL query for `metric` of `stack`'s run answered with any series: its
+        `stack` label, and its own scrape job where the run has one (both KServe topologies
+        carry stack="kserve"; only `job="kserve-orchestrated"` marks the orchestrated run's)."""
         what = f"PromQL {metric} for {stack}"
         if self.promql is None:
             return Missing(what, "raw/promql.json is not in the report (no Prometheus, or the "
                                  "raw/ folder was not kept)")
-        selector = f'{metric}'
-        label = f'stack="{stack}"'
+        label, job = f'stack="{metrics_label(stack)}"', scrape_job(stack)
+        own_job = job != metrics_label(stack)
+
+        def of_run(expr: str) -> bool:
+            if f'job="{job}"' in expr:
+                return True  # a query the harness scoped to this run's job
+            return not own_job and 'job="' not in expr  # a stack-label-only query
+
         asked = [i for i, q in enumerate(self.promql)
-                 if re.search(rf"\b{re.escape(selector)}(_bucket|_sum|_count)?\{{", q["expr"])
-                 and label in q["expr"]]
+                 if re.search(rf"\b{re.escape(metric)}(_bucket|_sum|_count)?\{{", q["expr"])
+                 and label in q["expr"] and of_run(q["expr"])]
         if not asked:
             return Missing(what, "the harness did not query it in this run")
         answered = [i for i in asked

@@ -76,8 +76,14 @@ def test_prometheus_is_reloaded_with_each_stack_and_answers_promql(endpoint, tmp
                                                  ("status",), start - 1, end)
         hist = store.source.histogram("pipeline_stage_seconds", "inprocess", ("stage",),
                                       start - 1, end)
+        # the run's own scrape job selects its series; another job's (the other KServe
+        # topology's, which shares the stack label) does not
+        of_job = {job: store.source.counter_increase(
+            "pipeline_requests_total", "inprocess", (), start - 1, end, job=store.job_filter(job))
+            for job in ("inprocess", "kserve-orchestrated")}
         config = store.config_path.read_text()
     assert increase[("ok",)] > 0  # increase() extrapolates over so short a window
+    assert of_job["inprocess"][()] > 0 and of_job["kserve-orchestrated"] == {}
     assert hist[("route",)].count > 0
     assert url.removeprefix("http://").removesuffix("/metrics") in config
     assert "ray_(pipeline_.*)" in config

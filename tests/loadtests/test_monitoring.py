@@ -19,7 +19,8 @@ RAY_RULE = {"source_labels": ["__name__"], "regex": "ray_(pipeline_.*)",
 def test_template_strips_the_ray_prefix_on_every_job():
     config = yaml.safe_load((MONITORING_DIR / "prometheus-local.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"kserve", "rayserve", "inprocess"}
+    # kserve-orchestrated: the same stack label as kserve, its own job (loadtests.references)
+    assert set(jobs) == {"kserve", "kserve-orchestrated", "rayserve", "inprocess"}
     assert all(RAY_RULE in job["metric_relabel_configs"] for job in jobs.values())
     assert re.fullmatch(RAY_RULE["regex"], "ray_pipeline_requests_total")
 

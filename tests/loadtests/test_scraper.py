@@ -93,3 +93,24 @@ def test_scraper_thread_polls_until_stopped(endpoint):
     scraper.stop()
     assert "http://127.0.0.1:9/metrics" in scraper.errors
     assert seen() == {(): 1.0}
+
+
+def test_samples_carry_their_targets_job_and_a_job_selects_one_runs_series(endpoint):
+    """Both KServe topologies label their series stack="kserve"; the scrape job (as Prometheus
+    attaches it) is what keeps the orchestrated run's figures apart from the graph's."""
+    metrics, url = endpoint
+    _request(metrics, 0.0)
+    scraper = FallbackScraper(interval_s=0.2)
+    scraper.set_targets("kserve-orchestrated", [url])
+    scraper.scrape_once()
+    start = time.time()
+    _request(metrics, 0.0)
+    scraper.scrape_once()
+    end = time.time()
+    stack = metrics.stack
+    assert scraper.counter_increase("pipeline_requests_total", stack, (), start, end,
+                                    job="kserve-orchestrated") == {(): 1.0}
+    assert scraper.counter_increase("pipeline_requests_total", stack, (), start, end,
+                                    job="kserve") == {}
+    assert scraper.counter_increase("pipeline_requests_total", stack, ("job",), start,
+                                    end) == {("kserve-orchestrated",): 1.0}  # no job: any
