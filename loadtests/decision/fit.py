@@ -136,11 +136,17 @@ def unit_rows(inv: Inventory, report: Report) -> list[UnitRow]:
 
 
 # ---------------------------------------------------------------- SRE operability
-# concern -> (pipeline metric, summary.json fallback key, {platform: what on-call runs})
+# concern -> (pipeline metric, summary.json fallback key, {stack or platform: what on-call runs})
 CONCERNS: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "routing": ("pipeline_hop_seconds", "hop_total_mean_ms", {
         "kserve": "`kubectl get inferencegraph -o yaml` (steps, Switch), `kubectl get isvc` "
                   "(traffic per revision); panels 'Requests/s by tier', 'Hop time'",
+        # no InferenceGraph: the entry service's env holds the stage URLs
+        "kserve-orchestrated": "`kubectl get isvc` (the entry and each stage, traffic per "
+                               "revision), the stage URLs in the entry's env "
+                               "(`TWINSERVE_STAGE_URL_*`, `kubectl get isvc pipeline -o "
+                               "yaml`); panels 'Requests/s by "
+                               "tier', 'Hop time'",
         "rayserve": "`serve status` (application route, deployment status); panels "
                     "'Requests/s by tier', 'Hop time'"}),
     "queueing": ("pipeline_generation_queue_depth", "max_generator_queue_depth", {
@@ -197,7 +203,8 @@ def sre_rows(report: Report) -> list[SreRow]:
     rows = []
     for concern, (metric, _, commands) in CONCERNS.items():
         for stack in report.candidates():
-            rows.append(SreRow(concern, stack, metric, commands[platform(stack)],
+            rows.append(SreRow(concern, stack, metric,
+                               commands.get(stack) or commands[platform(stack)],
                                _returned(report, concern, stack)))
     return rows
 
