@@ -43,19 +43,27 @@ def fake_result(stack: str, e2e: float, streams: bool, engine: str, plan=SCENARI
             "overall": results.overall(phases), "server": server}
 
 
-@pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
+def write_fake_report(out, orchestrated: bool = False):
+    """The report over hand-made results for every compare run (the demo's extra
+    `kserve-orchestrated` column when asked); returns `out`."""
     whole = whole_reference_phase(SCENARIO)
     per_stack = {"inprocess": fake_result("inprocess", 1000.0, True, "transformers",
                                           [*SCENARIO.phases, whole]),
                  "inprocess-vllm": fake_result("inprocess-vllm", 950.0, True, "vllm"),
                  "engine-alone": fake_result("engine-alone", 800.0, True, "vllm"),
-                 "kserve": fake_result("kserve", 1100.0, False, "transformers"),
-                 "rayserve": fake_result("rayserve", 900.0, True, "vllm")}
+                 "kserve": fake_result("kserve", 1100.0, False, "transformers")}
+    if orchestrated:
+        per_stack["kserve-orchestrated"] = fake_result("kserve-orchestrated", 1050.0, True,
+                                                       "transformers")
+    per_stack["rayserve"] = fake_result("rayserve", 900.0, True, "vllm")
     env = host.environment(Settings(), per_stack, "fallback scraper")
     report.write_report(out, SCENARIO, per_stack, env, {})
     return out
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    return write_fake_report(tmp_path_factory.mktemp("report"))
 
 
 def test_summary_holds_headline_figures_per_stack(written):

@@ -10,28 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import host, report
 from loadtests.decision.evidence import Figure, Missing, Report
-from loadtests.scenarios import whole_reference_phase
-from shared_pipeline.config import Settings
-from tests.loadtests.test_report import SCENARIO, fake_result
+from tests.loadtests.test_report import write_fake_report
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("report-orchestrated")
-    whole = whole_reference_phase(SCENARIO)
-    per_stack = {
-        "inprocess": fake_result("inprocess", 1000.0, True, "transformers",
-                                 [*SCENARIO.phases, whole]),
-        "inprocess-vllm": fake_result("inprocess-vllm", 950.0, True, "vllm"),
-        "engine-alone": fake_result("engine-alone", 800.0, True, "vllm"),
-        "kserve": fake_result("kserve", 1100.0, False, "transformers"),
-        "kserve-orchestrated": fake_result("kserve-orchestrated", 1050.0, True, "transformers"),
-        "rayserve": fake_result("rayserve", 900.0, True, "vllm")}
-    env = host.environment(Settings(), per_stack, "fallback scraper")
-    report.write_report(out, SCENARIO, per_stack, env, {})
-    return out
+    return write_fake_report(tmp_path_factory.mktemp("report-orchestrated"), orchestrated=True)
 
 
 def test_summary_gives_the_orchestrated_column_client_ttft_and_a_streamed_overhead(written):
