@@ -35,7 +35,7 @@ prepare: install
 
 # The main job: in-process reference, KServe and Ray Serve under the same locust scenario, with
 # Prometheus, then the rollback experiment on every compared stack (demo: kserve,
-# kserve-orchestrated, rayserve), into reports/<timestamp>/ (estimated 28.5-30 min on 2 cores,
+# kserve-orchestrated, rayserve), into reports/<timestamp>/ (measured 35 min on 2 cores,
 # README "What the demo trades for its time"; SCENARIO=smoke: kserve + rayserve, ~10 min).
 SCENARIO ?=
 INVENTORY ?= examples/inventories/rag-answers-app-team.yaml
