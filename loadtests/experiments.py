@@ -38,10 +38,11 @@ from loadtests import figures, results, warmup
 from loadtests.emulation import emulated_parts
 from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
 from loadtests.experiment_repeats import write_combined
+from loadtests.experiment_stacks import experiment_stack
 from loadtests.locust_run import run_locust
 from loadtests.scenarios import Scenario
 from loadtests.shapes import STOP_FILE_ENV, ArrivalPhase, ConcurrencyPhase
-from loadtests.stacks import BASE_STACK, SERVED_STACKS, StackHandle, launch
+from loadtests.stacks import StackHandle
 from loadtests.timeline import Sampler
 from shared_pipeline.config import Settings
 from shared_pipeline.control import StackControl
@@ -227,33 +228,6 @@ class Experiment:
 
 
 # ---------------------------------------------------------------- entry points
-def control_for(handle: StackHandle, settings: Settings) -> StackControl:
-    """The stack's `StackControl` over what its launcher yielded (either KServe topology: the
-    same control, whose canary split the entry, graph runner or orchestrator, applies)."""
-    if BASE_STACK.get(handle.name, handle.name) == "kserve":
-        from kserve_impl.rollout import KServeControl
-
-        return KServeControl(handle.native.local, settings)
-    if handle.name == "rayserve":
-        from rayserve_impl.rollout import RayControl
-
-        return RayControl(handle.native, settings)
-    raise ValueError(f"experiments run on {', '.join(SERVED_STACKS)}, not {handle.name!r}")
-
-
-@contextlib.contextmanager
-def experiment_stack(stack: str, settings: Settings,
-                     log_dir: Path) -> Iterator[tuple[StackHandle, StackControl]]:
-    """Start `stack` as experiments need it (KServe supervised, as pods are) with its control;
-    whatever the control started (canary servers) stops before the stack does."""
-    with launch(stack, settings, log_dir, supervise=True) as handle:
-        control = control_for(handle, settings)
-        try:
-            yield handle, control
-        finally:
-            control.close()
-
-
 def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, out: Path,
            console: Console) -> dict[str, Any]:
     """One experiment on an already running stack (tests run several on one start)."""
@@ -271,16 +245,19 @@ def experiment(settings: Settings, kinds: Kind | list[Kind], stack: str, scenari
     """`twinserve experiment KIND... --stack S [--repeat N]`: start the stack once, run each
     experiment `repeat` times in order (results in `out/<kind>-<stack>/`, each repeat in
     `repeat-<i>/` and the medians beside them, loadtests.experiment_repeats), stop; the
-    (combined) result dicts. `running` yields a (handle, control) of a deployment instead
-    (loadtests.cluster_experiment)."""
+    (combined) result dicts. `running` yields the (handle, control) of a stack already up
+    instead: a deployment (loadtests.cluster_experiment) or the comparison's
+    (loadtests.experiment_stacks.on_running)."""
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     plan = Plan.model_validate({**PLANS[scenario].model_dump(),
                                 **{k: v for k, v in overrides.items() if v is not None}})
     out.mkdir(parents=True, exist_ok=True)
     done = []
+    started_here = running is None
     running = running or experiment_stack(stack, settings, out / f"logs-{stack}")
     with running as (handle, control):
-        console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}")
+        console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}" if started_here
+                    else f"{stack}: reusing the stack already up at {handle.url}")
         for kind in kinds:
             target = out / f"{kind}-{stack}"
             if repeat == 1:

@@ -4,8 +4,10 @@ For each stack, with the identical scenario: start the stack, point the local Pr
 /metrics (or, without Prometheus, scrape them ourselves and say so), warm up, run locust
 headless once per phase (CSV + JSON + per-request records), ask Prometheus for the server-side
 figures of each phase (per-stage latency, hop time, in-flight, generator queue depth, tokens/s,
-errors), run `vllm bench serve` once where the scenario asks (loadtests.vllm_bench), stop the
-stack. Then write the report. Every number in the report is also in `raw/`.
+errors), run `vllm bench serve` once where the scenario asks (loadtests.vllm_bench), run the
+experiments on a served stack if asked (`after_load`, with the stack still up: `compare
+--experiment` needs no second start), stop the stack. Then write the report. Every number in
+the report is also in `raw/`.
 The pieces live beside it: metrics_store.py (Prometheus or the fallback scraper),
 serverside.py (the server-side figures), report.py (the documents).
 
@@ -36,13 +38,13 @@ from loadtests.remote import RemoteTarget, attach, remote_store
 from loadtests.scenario_file import resolve_scenario
 from loadtests.scenarios import Scenario, whole_reference_phase
 from loadtests.serverside import QUEUE_SAMPLE_PERIOD_S, server_figures
-from loadtests.stacks import STACKS, detect_engine, engine_for, scrape_texts
+from loadtests.stacks import SERVED_STACKS, STACKS, StackHandle, detect_engine, scrape_texts
 from shared_pipeline.config import Settings
-from shared_pipeline.samples import load_questions
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 PROMPTS_ENV = "TWINSERVE_PROMPTS_FILE"  # the locustfile's raw-prompt list (engine alone)
+AfterLoad = Callable[[StackHandle], None]  # run on a served stack after its measurements
 
 
 def default_out_dir() -> Path:
@@ -64,11 +66,14 @@ def _phase_plan(stack: str, scenario: Scenario, whole_for: set[str]) -> list[tup
 def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Path,
                 store: MetricsStore, console: Console, progress: Progress, task_id,
                 engine_parity: bool = False, repeat: int = 1, whole_for: set[str] | None = None,
-                prompts: list[str] | None = None, remote: RemoteTarget | None = None
+                prompts: list[str] | None = None, remote: RemoteTarget | None = None,
+                supervise: bool = False, after_load: AfterLoad | None = None
                 ) -> dict[str, Any]:
     """Everything for one stack, with the stack up only as long as needed. `repeat` runs each
     phase that many times; `prompts` (the engine alone) replaces the sample questions; `remote`
-    is a running endpoint, attached to instead of started."""
+    is a running endpoint, attached to instead of started; `supervise` starts KServe as the
+    experiments need it; `after_load` (the experiments) gets the handle once every figure is
+    taken, and its failure is logged, not raised: the comparison result stays."""
     raw_dir = raw_root / stack
     raw_dir.mkdir(parents=True, exist_ok=True)
     (raw_dir / "records.jsonl").unlink(missing_ok=True)
@@ -80,7 +85,8 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
         extra_env = {PROMPTS_ENV: str(raw_dir / "prompts.json"), "TWINSERVE_MODEL": model}
     progress.update(task_id, description=f"{stack}: starting")
     running = (attach(remote, settle_s=20.0 * (stack == "rayserve")) if remote else
-               references.running(stack, settings, raw_dir / "logs", engine_parity))
+               references.running(stack, settings, raw_dir / "logs", engine_parity,
+                                  supervise=supervise))
     with running as handle:
         console.log(f"{stack}: up in {handle.startup_s:.0f}s at {handle.url}; metrics "
                     f"{', '.join(handle.metrics_urls)}")
@@ -133,6 +139,12 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
             progress.update(task_id, description=f"{stack}: vllm bench serve")
         client_bench = vllm_bench.beside_locust(stack, handle, scenario, settings, raw_dir,
                                                 console)
+        if after_load is not None:  # last: no experiment request falls in a measured window
+            progress.update(task_id, description=f"{stack}: experiments")
+            try:
+                after_load(handle)
+            except Exception as exc:  # one stack's experiments must not cost its comparison
+                console.log(f"[red]{stack}: experiments failed: {type(exc).__name__}: {exc}[/]")
         progress.update(task_id, description=f"{stack}: stopping")
     records = results.load_records(raw_dir / "records.jsonl")
     phases = [results.phase_over_repeats(
@@ -154,36 +166,11 @@ def bench_stack(settings: Settings, stack: str, scenario: Scenario, raw_root: Pa
     return result
 
 
-def pipeline_prompt_tokens(result: dict[str, Any] | None) -> int | None:
-    """The pipeline's prompt length in tokens: the median `usage.prompt_tokens` of a
-    reference's first phase (what the engine alone's prompts are padded to)."""
-    if not result or not result["phases"]:
-        return None
-    median = result["phases"][0]["prompt_tokens"]["p50"]
-    return round(median) if median else None
-
-
-def _whole_for(settings: Settings, stacks: tuple[str, ...], engine_parity: bool) -> set[str]:
-    """The references that also answer whole: `inprocess` (as always), and any other on the
-    engine of a non-streaming stack."""
-    engines = {engine_for(s, settings, engine_parity) for s in stacks if s == "kserve"}
-    return {s for s in stacks if s == references.REFERENCE or (references.is_reference(s)
-            and references.reference_engine(s, settings) in engines)}
-
-
-def _engine_alone_prompts(settings: Settings, per_stack: dict[str, Any],
-                          console: Console) -> list[str] | None:
-    """Prompts padded to the pipeline's prompt length measured by a reference in this run
-    (the vLLM reference when there is one: the same tokenizer either way)."""
-    refs = [s for s in per_stack if references.is_reference(s)]
-    refs.sort(key=lambda s: per_stack[s]["engine"] != "vllm")
-    target = next((t for s in refs if (t := pipeline_prompt_tokens(per_stack[s]))), None)
-    if target is None:
-        return None
-    console.log(f"engine alone: prompts padded to {target} tokens (the reference's median "
-                "usage.prompt_tokens)")
-    return engine_alone.padded_prompts(settings.model_dir, target,
-                                       [q.question for q in load_questions()])
+def after_load_for(stack: str, remote: RemoteTarget | None,
+                   after_load: AfterLoad | None) -> AfterLoad | None:
+    """`after_load` for a served stack started here; None for a reference, the engine alone
+    or a remote endpoint (no experiments run there)."""
+    return after_load if remote is None and stack in SERVED_STACKS else None
 
 
 # ---------------------------------------------------------------- entry points
@@ -191,14 +178,15 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
          console: Console, engine_parity: bool,
          before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
          repeat: int = 1, remotes: dict[str, RemoteTarget] | None = None,
-         prometheus_url: str | None = None) -> Path:
+         prometheus_url: str | None = None, supervise: bool = False,
+         after_load: AfterLoad | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "raw"
     raw.mkdir(exist_ok=True)
     (raw / "scenario.json").write_text(scenario.model_dump_json(indent=2))
     (raw / "settings.json").write_text(settings.model_dump_json(indent=2))
     started = time.time()
-    whole_for = _whole_for(settings, stacks, engine_parity)
+    whole_for = references.whole_for(settings, stacks, engine_parity)
     per_stack: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="twinserve-prom-") as tmp, \
@@ -215,14 +203,15 @@ def _run(settings: Settings, stacks: tuple[str, ...], scenario: Scenario, out: P
                 try:
                     prompts = None
                     if stack == engine_alone.NAME:
-                        prompts = _engine_alone_prompts(settings, per_stack, console)
+                        prompts = references.engine_alone_prompts(settings, per_stack, console)
                         if prompts is None:
                             raise RuntimeError("no pipeline prompt length measured (no "
                                                "reference ran)")
-                    per_stack[stack] = bench_stack(settings, stack, scenario, raw, store,
-                                                   console, progress, task_id, engine_parity,
-                                                   repeat, whole_for, prompts,
-                                                   (remotes or {}).get(stack))
+                    remote = (remotes or {}).get(stack)
+                    per_stack[stack] = bench_stack(
+                        settings, stack, scenario, raw, store, console, progress, task_id,
+                        engine_parity, repeat, whole_for, prompts, remote, supervise,
+                        after_load_for(stack, remote, after_load))
                 except Exception as exc:
                     console.log(f"[red]{stack} failed: {type(exc).__name__}: {exc}[/]")
                     errors[stack] = f"{type(exc).__name__}: {exc}"
@@ -266,18 +255,21 @@ def compare(settings: Settings, scenario: str | Scenario | None, engine_parity: 
             before_stop: Callable[[MetricsStore, dict[str, Any]], None] | None = None,
             repeat: int = 1, engine_alone_row: bool = True,
             remotes: dict[str, RemoteTarget] | None = None,
-            prometheus_url: str | None = None) -> Path:
+            prometheus_url: str | None = None, supervise: bool = False,
+            after_load: AfterLoad | None = None) -> Path:
     """`twinserve compare [--scenario NAME|PATH] [--stacks A,B] [--engine-parity] [--repeat N]
     --out DIR`: one in-process reference per engine, vLLM's own server (the engine alone), and
     the scenario's stacks (`Scenario.stacks`: kserve, kserve-orchestrated, rayserve) under the
     identical scenario, each phase `repeat` times; returns the report dir.
     With `remotes` (`--url kserve=URL --url rayserve=URL`): those running endpoints only.
 
-    `before_stop` (tests) is called with the metrics store while Prometheus still runs.
+    `before_stop` (tests) is called with the metrics store while Prometheus still runs;
+    `after_load` (`--experiment`) on each served stack after its measurements, before it stops,
+    `supervise` starting KServe as the experiments need it (bench_stack).
     """
     scenario = resolve_scenario(scenario)
     stacks = tuple(remotes) if remotes else references.compare_stacks(
         settings, engine_parity, tuple(scenario.stacks), with_engine_alone=engine_alone_row)
     return _run(settings, stacks, scenario, out or default_out_dir(),
                 console, engine_parity, before_stop, repeat=repeat, remotes=remotes,
-                prometheus_url=prometheus_url)
+                prometheus_url=prometheus_url, supervise=supervise, after_load=after_load)

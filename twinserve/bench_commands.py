@@ -4,8 +4,9 @@ report; `--inventory` adds the decision record."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +26,10 @@ from twinserve.remote_options import (
     STACKS_HELP,
     URL_HELP,
 )
+
+if TYPE_CHECKING:
+    from loadtests.stacks import StackHandle
+    from shared_pipeline.config import Settings
 
 
 def bench(stack: Annotated[BenchStack | None, typer.Option(help="Which stack to load.")] = None,
@@ -100,27 +105,39 @@ def compare(scenario: Annotated[str | None, typer.Option(
     chosen = scenario_or_exit(console, scenario, stacks)
     settings = load_settings(config)
     out = out or default_out_dir()
+    plan = "smoke" if scenario == "smoke" else "demo"
+    after_load = (experiments_on(settings, [k.value for k in experiment], plan, repeat,
+                                 out / "experiments", engine_parity) if experiment else None)
     report_dir = run_compare(settings, chosen, engine_parity, out, console, repeat=repeat,
-                             remotes=remotes or None, prometheus_url=prometheus_url)
+                             remotes=remotes or None, prometheus_url=prometheus_url,
+                             supervise=bool(experiment), after_load=after_load)
     if experiment:
         from loadtests.experiment_report import add_to_report
-        from loadtests.experiments import experiment as run_experiment
 
-        plan = "smoke" if scenario == "smoke" else "demo"
-        kinds = [k.value for k in experiment]
-        for stack in chosen.stacks:
-            try:
-                for result in run_experiment(settings, kinds, stack, plan,
-                                             report_dir / "experiments", console,
-                                             repeat=repeat):
-                    print_figures(result)
-            except Exception as exc:  # one failed stack must not hide the others
-                console.print(f"[red]experiments on {stack} failed:[/] "
-                              f"{type(exc).__name__}: {exc}")
         add_to_report(report_dir)
         console.print(f"[bold green]report with experiments:[/] {report_dir / 'index.html'}")
     if inventory:
         print_decision(report_dir, inventory)
+
+
+def experiments_on(settings: Settings, kinds: list[str], plan: str, repeat: int, out: Path,
+                   engine_parity: bool) -> Callable[[StackHandle], None]:
+    """`--experiment`: run the experiments on each served stack while the comparison has it up,
+    after its measurements (a second start cost minutes on 2 cores); results in
+    `out/<kind>-<stack>/`, as `twinserve experiment` writes them. A failure is the harness's to
+    log: that stack's comparison result stays, the next stack still runs its experiments."""
+    from loadtests.experiment_stacks import on_running
+    from loadtests.experiments import experiment as run_experiment
+    from loadtests.stacks import with_engine
+
+    def run(handle: StackHandle) -> None:
+        # under --engine-parity the stack runs the shared engine: its rollouts keep it
+        started_with = with_engine(settings, handle.engine) if engine_parity else settings
+        for result in run_experiment(settings, kinds, handle.name, plan, out, console,
+                                     repeat=repeat, running=on_running(handle, started_with)):
+            print_figures(result)
+
+    return run
 
 
 def print_decision(report_dir: Path, inventory: Path) -> None:
