@@ -94,6 +94,25 @@ def test_on_running_closes_the_control_even_when_the_experiment_fails(
     assert controls[1].closed
 
 
+def test_experiment_stack_starts_supervised_then_closes_the_control_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    control = FakeControl()
+
+    @contextlib.contextmanager
+    def fake_launch(name: str, settings: Settings, log_dir: Path, *,
+                    supervise: bool = False) -> Iterator[StackHandle]:
+        events.append(f"start {name} supervise={supervise}")
+        yield handle(name)
+        events.append(f"stop {name} control closed={control.closed}")
+
+    monkeypatch.setattr(experiment_stacks, "launch", fake_launch)
+    monkeypatch.setattr(experiment_stacks, "control_for", lambda h, s: control)
+    with experiment_stacks.experiment_stack("kserve", Settings(), tmp_path) as (h, c):
+        assert h.name == "kserve" and c is control
+    assert events == ["start kserve supervise=True", "stop kserve control closed=True"]
+
+
 def test_compare_experiment_passes_the_hook_and_writes_where_the_report_looks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: dict[str, Any] = {}
