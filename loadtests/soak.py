@@ -31,7 +31,7 @@ from loadtests.results import load_records, percentile
 from loadtests.scenarios import Scenario
 from loadtests.shapes import ArrivalPhase, ConcurrencyPhase
 from loadtests.soak_plot import plot_soak
-from loadtests.soak_sampler import Sampler
+from loadtests.soak_sampler import Sampler, canonical
 from loadtests.stacks import STACKS, StackHandle, launch
 from shared_pipeline.config import Settings
 
@@ -86,7 +86,7 @@ def per_process(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for s in samples:
         for name, row in s["processes"].items():
-            entry = out.setdefault(name, {"rss_start_mib": row["rss_mib"],
+            entry = out.setdefault(canonical(name), {"rss_start_mib": row["rss_mib"],
                                           "fds_start": row["fds"], "rss_peak_mib": 0.0})
             entry.update(rss_end_mib=row["rss_mib"], fds_end=row["fds"])
             entry["rss_peak_mib"] = max(entry["rss_peak_mib"], row["rss_mib"])
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     records = [r for r in load_records(raw / "records.jsonl") if r["phase"] == "soak"]
     result = {"stack": args.stack, "engine": handle.engine, "minutes": args.minutes,
               "capacity_rps": capacity, "rate_rps": rate, "load_share": args.load_share,
-              "max_tokens": args.max_tokens, "sample_s": args.sample_s,
+              "max_tokens": args.max_tokens, "sample_s": args.sample_s, "started": started,
               "locust_exit_code": timing["exit_code"],
               **summarise(records, started, duration_s),
               "processes": per_process(sampler.samples), "samples": sampler.samples}

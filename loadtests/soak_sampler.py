@@ -18,16 +18,29 @@ import psutil
 CLIENT_MARKERS = ("locust",)
 
 
-def _label(proc: psutil.Process) -> str:
-    """A readable name: the module or program a process runs (`kserve_impl.server`, `raylet`)."""
-    cmd = proc.cmdline()
-    if "-m" in cmd[:-1]:
-        name = cmd[cmd.index("-m") + 1]
+def label(cmdline: list[str], proc_name: str, pid: int) -> str:
+    """A readable name that stays the same for the life of a process: the module or program it
+    runs, with the KServe stage it serves (`kserve_impl.server:generator-small[12]`), or the Ray
+    actor it hosts without the task it is running now (Ray renames a worker per task:
+    `ray::ServeReplica:app:ingress.handle_request` is still the ingress replica)."""
+    if "-m" in cmdline[:-1]:
+        name = cmdline[cmdline.index("-m") + 1]
     else:
-        name = os.path.basename(cmd[0]) if cmd else proc.name()
-    if name.startswith("ray::") or proc.name().startswith("ray::"):
-        name = proc.name()
-    return f"{name}[{proc.pid}]"
+        name = os.path.basename(cmdline[0]) if cmdline else proc_name
+    for flag in ("--stage", "--tier"):
+        if flag in cmdline[:-1]:
+            name += ("-" if flag == "--tier" else ":") + cmdline[cmdline.index(flag) + 1]
+    if name.startswith("ray::") or proc_name.startswith("ray::"):
+        name = (proc_name if proc_name.startswith("ray::") else name).split(".", 1)[0]
+    return f"{name}[{pid}]"
+
+
+def canonical(name: str) -> str:
+    """`label` applied to a name recorded before it dropped the Ray task suffix."""
+    if not name.startswith("ray::") or "[" not in name:
+        return name
+    head, pid = name.rsplit("[", 1)
+    return f"{head.split('.', 1)[0]}[{pid}"
 
 
 def stack_processes(root: psutil.Process | None = None) -> list[psutil.Process]:
@@ -57,8 +70,8 @@ def sample(processes: list[psutil.Process]) -> dict[str, Any]:
     rows: dict[str, dict[str, float]] = {}
     for proc in processes:
         with suppress(psutil.Error), proc.oneshot():
-            rows[_label(proc)] = {"rss_mib": proc.memory_info().rss / 2**20,
-                                  "fds": float(proc.num_fds())}
+            rows[label(proc.cmdline(), proc.name(), proc.pid)] = {
+                "rss_mib": proc.memory_info().rss / 2**20, "fds": float(proc.num_fds())}
     return {"t": time.time(), "processes": rows}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from loadtests.soak import drift, parse_args, per_process, summarise
+from loadtests.soak_plot import TOP, series
+from loadtests.soak_sampler import canonical, label
 
 
 def record(sent: float, e2e_ms: float, ok: bool = True) -> dict:
@@ -40,3 +42,31 @@ def test_per_process_keeps_start_end_and_peak() -> None:
 def test_the_command_line() -> None:
     args = parse_args(["--stack", "inprocess", "--minutes", "2"])
     assert (args.stack, args.minutes, args.rate, args.load_share) == ("inprocess", 2.0, None, 0.7)
+
+
+def test_a_ray_worker_keeps_one_name_whatever_task_it_runs() -> None:
+    # Ray renames a worker's process title per task; one replica must stay one line
+    replica = "ray::ServeReplica:twinserve:ingress"
+    assert label([], f"{replica}.handle_request_with_rejection", 7) == f"{replica}[7]"
+    assert label([], replica, 7) == f"{replica}[7]"
+    assert canonical(f"{replica}.handle_request_with_rejection[7]") == f"{replica}[7]"
+    assert canonical("kserve_impl.graph[9]") == "kserve_impl.graph[9]"
+    samples = [{"t": 0.0, "processes": {f"{replica}.listen[7]": {"rss_mib": 10.0, "fds": 3.0}}},
+               {"t": 5.0, "processes": {f"{replica}[7]": {"rss_mib": 12.0, "fds": 4.0}}}]
+    assert per_process(samples) == {f"{replica}[7]": {
+        "rss_start_mib": 10.0, "fds_start": 3.0, "rss_peak_mib": 12.0, "rss_end_mib": 12.0,
+        "fds_end": 4.0}}
+
+
+def test_a_kserve_server_is_named_by_the_stage_it_serves() -> None:
+    cmd = ["python", "-m", "kserve_impl.server", "--stage", "generator", "--tier", "small"]
+    assert label(cmd, "python", 3) == "kserve_impl.server:generator-small[3]"
+    assert label(["/usr/bin/raylet", "--x"], "raylet", 4) == "raylet[4]"
+
+
+def test_the_plot_draws_the_largest_processes_and_sums_the_rest() -> None:
+    procs = {f"p{i}[{i}]": {"rss_mib": float(i), "fds": 1.0} for i in range(TOP + 3)}
+    lines = series([{"t": 10.0, "processes": procs}, {"t": 15.0, "processes": procs}], 10.0)
+    assert len(lines) == TOP + 1
+    assert f"p{TOP + 2}[{TOP + 2}]" in lines and "p0[0]" not in lines
+    assert lines["other (3 processes, summed)"] == [(0.0, 3.0, 3.0), (5.0, 3.0, 3.0)]
