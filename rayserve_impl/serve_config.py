@@ -4,8 +4,8 @@
 with `CLUSTER_OVERLAY` applied (each generator asks for a GPU on its tier's worker group) and the
 cluster settings as the app's args (`GPU_CLUSTER_SETTINGS`), nothing else changed; a test proves
 the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on the
-chosen port and passes the caller's `Settings` as the builder's args; callers may add deployment
-overrides (a tiny queue to show backpressure; `one_replica_each()` for the benchmark).
+chosen port and passes the caller's `Settings` as the builder's args; tests may add deployment
+overrides (e.g. a tiny queue to show backpressure).
 """
 
 from __future__ import annotations
@@ -33,21 +33,6 @@ CLUSTER_OVERLAY: dict[str, dict[str, Any]] = {
                                                 "resources": {f"twinserve_{tier}": 1}}}
     for tier in ("small", "large")
 }
-
-
-# Serve's autoscaler off, one replica per deployment: what local comparisons deploy, the way
-# KServe's local mode runs one model server per stage. On 2 cores a second replica has no core
-# of its own: the autoscaler adding one mid-phase (a second vLLM engine loading beside the
-# running ones) slows every stage. `num_replicas` and `autoscaling_config` are exclusive in
-# Serve, so the autoscaling config is nulled, not capped. `twinserve up rayserve` and the
-# RayService keep the autoscaling config: it is the production config.
-ONE_REPLICA = {"num_replicas": 1, "autoscaling_config": None}
-
-
-def one_replica_each(config: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Deployment overrides pinning every deployment of `config` to `ONE_REPLICA`."""
-    app = (config or load_serve_config())["applications"][0]
-    return {d["name"]: dict(ONE_REPLICA) for d in app["deployments"]}
 
 
 def load_serve_config(path: Path = SERVE_CONFIG_PATH) -> dict[str, Any]:

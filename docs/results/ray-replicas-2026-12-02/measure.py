@@ -1,14 +1,14 @@
-"""Ray Serve under c4 -> c8 with one replica per deployment, then with the autoscaling config.
+"""Ray Serve under c4 -> c8: one replica per deployment, or the manifest's autoscaling config.
 
-Why one cluster for both: a fresh Ray stack takes ~2.5 min to start on 2 cores, and the two
-configs differ only in `num_replicas` / `autoscaling_config`, which Serve applies in place (no
-replica restarts). The stack starts pinned (what local comparisons now deploy), is measured,
-then gets the manifest's autoscaling config by `serve deploy` and is measured again, starting
-from the same one replica per deployment. Each measurement is `twinserve bench --url` over the
-running stack (the harness: warm-up, locust phases, Prometheus server-side figures), while a
-thread polls Serve's REST API for every deployment's replicas.
+One fresh local Ray stack per call (`rayserve_impl.local.running_stack`, as `launch` starts it),
+measured with `twinserve bench --url` over it (the harness: warm-up, locust phases, Prometheus
+server-side figures), while a thread polls Serve's REST API for every deployment's replicas, the
+load average, the wall clock against the monotonic one, and the busiest processes on the host.
+(Switching one running stack between the two configs is no shortcut: Serve replaces every
+replica when `autoscaling_config` comes back, which is a full restart of both vLLM engines.)
 
-    flock /tmp/twinserve-heavy.lock python docs/results/ray-replicas-2026-12-02/measure.py OUT
+    flock /tmp/twinserve-heavy.lock python docs/results/ray-replicas-2026-12-02/measure.py \
+        {one-replica|autoscaling} OUT
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -30,8 +31,8 @@ from loadtests.remote import RemoteTarget
 from loadtests.scenario_file import load_scenario_file
 from loadtests.stacks import with_engine
 from rayserve_impl.local import RunningStack, running_stack
-from rayserve_impl.rollout import deployment_details, pending, replica_ids
-from rayserve_impl.serve_config import local_config, one_replica_each
+from rayserve_impl.rollout import deployment_details
+from rayserve_impl.serve_config import load_serve_config
 from shared_pipeline.config import Settings
 from shared_pipeline.shutdown import graceful_signals
 
@@ -39,15 +40,25 @@ HERE = Path(__file__).resolve().parent
 SCALING_WORDS = ("pscal", "ownscal", "replicas from", "Adding", "Removing")
 
 
+def busiest(count: int = 6) -> list[str]:
+    """The host's busiest processes now (%CPU since start, command cut short)."""
+    out = subprocess.run(["ps", "-eo", "pcpu,etimes,args", "--sort=-pcpu"], check=False,
+                         capture_output=True, text=True).stdout.splitlines()[1:count + 1]
+    return [line.strip()[:110] for line in out]
+
+
 def poll(stack: RunningStack, seen: list[dict[str, Any]], stop: threading.Event) -> None:
     """Every deployment's target and replica states, once a second, into `seen`."""
+    ticks = 0
     while not stop.wait(1.0):
+        ticks += 1
         try:
             details = deployment_details(stack.dashboard.status())
         except httpx.HTTPError:  # a missed sample is a gap, not a failure
             continue
         seen.append({"t": time.time(), "mono": time.monotonic(),
-                     "load1": os.getloadavg()[0], "deployments": {
+                     "load1": os.getloadavg()[0],
+                     **({"busiest": busiest()} if ticks % 20 == 1 else {}), "deployments": {
             name: {"target": d.get("target_num_replicas"),
                    "states": [r.get("state") for r in d.get("replicas") or []]}
             for name, d in details.items()}})
@@ -124,55 +135,37 @@ def scaling_config(stack: RunningStack) -> dict[str, Any]:
             for name, d in deployment_details(stack.dashboard.status()).items()}
 
 
-def redeploy(stack: RunningStack, config: dict[str, Any], timeout_s: float = 120
-             ) -> dict[str, Any]:
-    """`serve deploy` of `config`: seconds until live, replicas restarted, what Serve runs."""
-    before = replica_ids(stack.dashboard.status())
-    started = time.time()
-    stack.dashboard.deploy(config)
-    while time.time() - started < timeout_s:
-        status = stack.dashboard.status()
-        if pending(status, config, started, set()) is None:
-            return {"live_after_s": time.time() - started,
-                    "replicas_restarted": len(before - replica_ids(status)),
-                    "serve_says": scaling_config(stack)}
-        time.sleep(0.5)
-    raise TimeoutError("the autoscaling config did not go live")
+# Serve's autoscaler off, one replica per deployment (`num_replicas` and `autoscaling_config` are
+# exclusive in Serve, so the latter is nulled); "autoscaling" deploys the manifest as it is.
+ONE_REPLICA = {"num_replicas": 1, "autoscaling_config": None}
+MODES = {"one-replica": {d["name"]: dict(ONE_REPLICA)
+                         for d in load_serve_config()["applications"][0]["deployments"]},
+         "autoscaling": None}
 
 
-def main(out: Path) -> None:
+def main(mode: str, out: Path) -> None:
     settings = with_engine(Settings(), "vllm")  # what `launch("rayserve", ...)` passes
     seen: list[dict[str, Any]] = []
     stop = threading.Event()
-    record: dict[str, Any] = {"runs": [], "began": time.time()}
-
-    def save() -> None:  # after each run: a later failure keeps what was measured
-        record["total_s"] = time.time() - record["began"]
-        (out / "summary.json").write_text(json.dumps(record, indent=2, default=str))
-        (out / "polls.json").write_text(json.dumps(seen))
-
+    began = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    with graceful_signals(), running_stack(settings, overrides=one_replica_each()) as stack:
-        record["startup_s"] = stack.startup_s
+    with graceful_signals(), running_stack(settings, overrides=MODES[mode]) as stack:
         print(f"{time.strftime('%T')} Ray up in {stack.startup_s:.0f}s", flush=True)
         poller = threading.Thread(target=poll, args=(stack, seen, stop), daemon=True)
         poller.start()
         try:
-            pinned = scaling_config(stack)
-            record["runs"].append({**measure("one-replica", stack, settings, out, seen),
-                                   "serve_says": pinned})
-            save()
-            print(f"{time.strftime('%T')} one-replica measured; switching", flush=True)
-            port = int(stack.url.rsplit(":", 1)[1])
-            switched = redeploy(stack, local_config(settings, port))
-            record["runs"].append({**measure("autoscaling", stack, settings, out, seen),
-                                   **switched})
+            serve_says = scaling_config(stack)
+            run = {**measure(mode, stack, settings, out, seen), "serve_says": serve_says,
+                   "startup_s": stack.startup_s}
         finally:
             stop.set()
-            record["controller_scaling_log"] = scaling_lines(stack)
-            save()
-    print(json.dumps(record, indent=2, default=str))
+            log = scaling_lines(stack)
+            (out / f"polls-{mode}.json").write_text(json.dumps(seen))
+    run.update(controller_scaling_log=log, total_s=time.time() - began,
+               busiest=[s["busiest"] for s in seen if "busiest" in s])
+    (out / f"{mode}.json").write_text(json.dumps(run, indent=2, default=str))
+    print(json.dumps({k: v for k, v in run.items() if k != "busiest"}, indent=1, default=str))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(sys.argv[1], Path(sys.argv[2]))
