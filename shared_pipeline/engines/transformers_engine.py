@@ -253,8 +253,9 @@ class TransformersEngine:
 
     def _work(self) -> None:
         torch.set_grad_enabled(False)
-        threads = pin_torch_threads(self.torch_threads)  # whatever CPU stages set (torch_threads)
-        logger.info("generate thread: torch threads intra-op %d, inter-op %d", threads,
+        # Pinned: kept whatever a CPU stage sets later (engines/torch_threads).
+        self.torch_threads = pin_torch_threads(self.torch_threads)
+        logger.info("generate thread: torch threads intra-op %d, inter-op %d", self.torch_threads,
                     torch.get_num_interop_threads())
         while not self._stopping:
             batch = self._next_batch()
