@@ -8,12 +8,16 @@ worker thread so the event loop stays free, generation on the engine's own async
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared_pipeline.config import TIERS, Settings
 from shared_pipeline.engines.base import Engine, make_engine
+from shared_pipeline.engines.torch_threads import single_threaded_torch
 from shared_pipeline.entry import begin
 from shared_pipeline.metrics import PipelineMetrics, prometheus_instruments
 from shared_pipeline.revision import revision_of
@@ -34,14 +38,21 @@ from shared_pipeline.streaming import content_chunks, final_chunk
 # or an async one (generation). Both stacks' `build(settings)` return one.
 Step = Callable[[PipelineState], PipelineState | Awaitable[PipelineState]]
 
+# The sync stages' worker threads (as many as asyncio's default executor has), in every stack:
+# torch runs single-threaded in them, so a process's only multi-threaded torch pool is its
+# generator's; two on 2 cores slowed in-process generation ~1.5x (engines/torch_threads).
+CPU_STAGES = ThreadPoolExecutor(thread_name_prefix="cpu-stage", initializer=single_threaded_torch)
+
 
 async def run_stage(metrics: PipelineMetrics, name: str, step: Step,
                     state: PipelineState) -> PipelineState:
-    """Run one stage on `state` inside its metrics; sync stages go to a worker thread."""
+    """Run one stage on `state` inside its metrics; sync stages go to a `CPU_STAGES` thread
+    (with the caller's context, as `asyncio.to_thread` would)."""
     with metrics.stage(state, name):
         if inspect.iscoroutinefunction(step):
             return await step(state)
-        return await asyncio.to_thread(step, state)
+        call = functools.partial(contextvars.copy_context().run, step, state)
+        return await asyncio.get_running_loop().run_in_executor(CPU_STAGES, call)
 
 
 class InProcessPipeline:

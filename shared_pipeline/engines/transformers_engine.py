@@ -31,6 +31,7 @@ from transformers.generation.streamers import BaseStreamer
 from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Delta, EngineOverloaded, SamplingParams
 from shared_pipeline.engines.device import torch_device
+from shared_pipeline.engines.torch_threads import pin_torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,9 @@ class TransformersEngine:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = None
+        # Generation's intra-op threads: this process's torch default (OMP_NUM_THREADS, else the
+        # cores), read now, before a CPU stage's thread can have set the default to 1.
+        self.torch_threads = torch.get_num_threads()
         self.generate_calls = 0  # batches run; tests read it to prove batching happens
         self.batch_sizes: list[int] = []
 
@@ -249,6 +253,10 @@ class TransformersEngine:
 
     def _work(self) -> None:
         torch.set_grad_enabled(False)
+        # Pinned: kept whatever a CPU stage sets later (engines/torch_threads).
+        self.torch_threads = pin_torch_threads(self.torch_threads)
+        logger.info("generate thread: torch threads intra-op %d, inter-op %d", self.torch_threads,
+                    torch.get_num_interop_threads())
         while not self._stopping:
             batch = self._next_batch()
             if batch:
