@@ -25,6 +25,19 @@ def test_join_gives_client_minus_server_time():
     assert out["client_minus_server_ms"]["max"] == pytest.approx(50.0)
 
 
+def test_a_server_span_longer_than_the_client_e2e_is_a_clock_step_left_out():
+    # server span 80 ms for "a" and "c"; "b" took 500 ms by the client's monotonic clock while
+    # the server's wall clock put 16 s into one hop: a step, counted and kept out of the
+    # distribution. "c" is 50 ms shorter than its server span, within CLOCK_STEP_MS: kept.
+    stepped = {**_client("b", "b", 500.0), "hop_ms": 16_000.0}
+    steps = [_client("a", "a", 100.0), stepped, _client("c", "c", 30.0)]
+    out = join_stack(steps)
+    assert out["joined"] == 3 and out["clock_steps"] == 1
+    assert out["client_minus_server_ms"]["n"] == 2
+    assert out["client_minus_server_ms"]["min"] == pytest.approx(-50.0)
+    assert out["client_minus_server_ms"]["max"] == pytest.approx(20.0)
+
+
 def test_join_on_a_server_side_log_and_through_the_answer():
     # one server honoured the sent id, one made up its own (joined through the answer),
     # one request failed (never joined), one answer has no server record at all
