@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.scenarios import Scenario
-from loadtests.shapes import PHASE_ENV
+from loadtests.shapes import LOAD_END_ENV, PHASE_ENV
 from loadtests.stacks import StackHandle
 from shared_pipeline.processes import ManagedProcess
 
@@ -39,11 +39,13 @@ def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
            "--max-tokens", str(scenario.max_tokens)]
     if not (handle.streams if stream is None else stream):
         cmd.append("--no-stream")
-    env = {**os.environ, PHASE_ENV: phase.model_dump_json(),
+    load_end = raw_dir / f"locust_{phase.name}.load_end"
+    load_end.unlink(missing_ok=True)
+    env = {**os.environ, PHASE_ENV: phase.model_dump_json(), LOAD_END_ENV: str(load_end),
            "TWINSERVE_IGNORE_EOS": "1" if scenario.ignore_eos else "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            **(extra_env or {})}
-    limit = phase.duration_s + scenario.stop_timeout_s + OVERRUN_S
+    limit = phase.longest_s + scenario.stop_timeout_s + OVERRUN_S
     log_path = raw_dir / f"locust_{phase.name}.log"
     log_path.unlink(missing_ok=True)  # one log per phase run, as before
     proc = ManagedProcess(f"locust {phase.name}", cmd, log_path, cwd=REPO)
@@ -56,5 +58,19 @@ def run_locust(handle: StackHandle, phase, scenario: Scenario, raw_dir: Path,
             time.sleep(0.5)
     finally:
         proc.stop(grace_s=10)  # at once when it has exited; else the overrun or an interrupt
-    return {"phase": phase.name, "started": started, "load_ended": started + phase.duration_s,
+    return {"phase": phase.name, "started": started, "load_ended": _load_ended(load_end, started,
+                                                                               phase),
             "finished": time.time(), "exit_code": proc.exit_code(), "command": cmd}
+
+
+def _load_ended(stamp: Path, started: float, phase) -> float:
+    """When the phase's load ended: `started + duration_s` as planned (`started` is taken before
+    locust starts, as for every phase), or, for a phase that ran past it to reach its
+    `min_requests`, the end the locustfile stamped."""
+    planned = started + phase.duration_s
+    if not getattr(phase, "min_requests", 0):
+        return planned
+    try:
+        return max(planned, float(stamp.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return planned

@@ -41,6 +41,7 @@ from locust.env import Environment
 
 from loadtests.measure import failure_reason, retry_after, tpot_ms
 from loadtests.shapes import (
+    LOAD_END_ENV,
     PHASE_ENV,
     STOP_FILE_ENV,
     ArrivalPhase,
@@ -63,7 +64,9 @@ PHASE = parse_phase(os.environ[PHASE_ENV]) if os.environ.get(PHASE_ENV) else Non
 # Experiments end a phase when their last action is done: the runner creates this file, the
 # shape sees it and stops; users finish the request in hand (`--stop-timeout`).
 STOP_FILE = os.environ.get(STOP_FILE_ENV)
+LOAD_END_FILE = os.environ.get(LOAD_END_ENV)  # the shape writes the time the load ended here
 _schedule: ArrivalSchedule | None = None
+_sent = 0  # requests sent in this phase (a phase with `min_requests` runs until enough were)
 _records_lock = threading.Lock()
 
 
@@ -107,9 +110,11 @@ if PHASE is not None:
         abstract = False
 
         def tick(self) -> tuple[int, float] | None:
-            if STOP_FILE and os.path.exists(STOP_FILE):
-                return None
-            return shape_tick(PHASE, self.get_run_time())
+            stopped = bool(STOP_FILE and os.path.exists(STOP_FILE))
+            users = None if stopped else shape_tick(PHASE, self.get_run_time(), _sent)
+            if users is None and LOAD_END_FILE and not os.path.exists(LOAD_END_FILE):
+                Path(LOAD_END_FILE).write_text(repr(time.time()), encoding="utf-8")
+            return users
 
 
 class PipelineUser(HttpUser):
@@ -145,6 +150,8 @@ class PipelineUser(HttpUser):
         return body
 
     def send(self, question: str) -> dict[str, Any]:
+        global _sent
+        _sent += 1
         stream = self.options.stream
         record: dict[str, Any] = {
             "stack": self.options.stack_name, "phase": PHASE.name if PHASE else None,

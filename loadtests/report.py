@@ -172,8 +172,15 @@ def write_report(out: Path, scenario: Scenario, per_stack: dict[str, Any], env: 
             f"`{scenario.name}`: {scenario.description} max_tokens={scenario.max_tokens}, "
             f"warm-up {scenario.warmup_requests}-{scenario.warmup_max_requests} requests "
             "(until steady), phases: "
-            + ", ".join(f"{p.name} ({p.duration_s:g}s)" for p in scenario.phases) + "."),
+            + ", ".join(_phase_words(p) for p in scenario.phases) + "."),
     }
     for template, name in (("report.md.j2", "report.md"), ("index.html.j2", "index.html")):
         (out / name).write_text(TEMPLATES.get_template(template).render(context))
     return out
+
+
+def _phase_words(phase) -> str:
+    """`c8 (20s, on until 22 sent, at most 75s)`: a phase as the scenario line names it."""
+    sized = getattr(phase, "min_requests", 0)
+    return (f"{phase.name} ({phase.duration_s:g}s"
+            + (f", on until {sized} sent, at most {phase.longest_s:g}s" if sized else "") + ")")

@@ -24,15 +24,30 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 PHASE_ENV = "TWINSERVE_LOAD_PHASE"  # the phase, as JSON, for the locustfile's shape
 STOP_FILE_ENV = "TWINSERVE_STOP_FILE"  # when this file exists, the phase ends early
+LOAD_END_ENV = "TWINSERVE_LOAD_END_FILE"  # the locustfile writes the load's end time here
 
 
 class ConcurrencyPhase(BaseModel):
-    """Closed loop: `users` users, each sending its next request as soon as one is answered."""
+    """Closed loop: `users` users, each sending its next request as soon as one is answered.
+
+    With `min_requests`, the load goes on past `duration_s` until that many requests were sent
+    (at most `max_duration_s`): a phase sized by its sample, so a slow stack still gives the n
+    its tail percentiles need and a fast one is not held longer than `duration_s`."""
 
     kind: Literal["concurrency"] = "concurrency"
     name: str
     users: int = Field(gt=0)
     duration_s: float = Field(gt=0)
+    min_requests: int = Field(0, ge=0, description="keep the load on until this many were sent")
+    max_duration_s: float | None = Field(None, gt=0, description="the cap on `min_requests` "
+                                         "(default 4 x duration_s)")
+
+    @property
+    def longest_s(self) -> float:
+        """The longest this phase's load can last."""
+        if not self.min_requests:
+            return self.duration_s
+        return max(self.duration_s, self.max_duration_s or 4 * self.duration_s)
 
     @property
     def load(self) -> float:
@@ -54,6 +69,10 @@ class ArrivalPhase(BaseModel):
     duration_s: float = Field(gt=0)
     max_users: int = Field(16, gt=0, description="cap on requests in flight")
     seed: int = 0
+
+    @property
+    def longest_s(self) -> float:
+        return self.duration_s
 
     @property
     def load(self) -> float:
@@ -122,10 +141,12 @@ class ArrivalSchedule:
         return self._next
 
 
-def shape_tick(phase: ConcurrencyPhase | ArrivalPhase,
-               run_time_s: float) -> tuple[int, float] | None:
-    """What locust should run `run_time_s` into the phase: (users, spawn rate), or None = stop."""
-    if run_time_s >= phase.duration_s:
+def shape_tick(phase: ConcurrencyPhase | ArrivalPhase, run_time_s: float,
+               sent: int = 0) -> tuple[int, float] | None:
+    """What locust should run `run_time_s` into the phase, `sent` requests sent so far:
+    (users, spawn rate), or None = stop."""
+    short = isinstance(phase, ConcurrencyPhase) and sent < phase.min_requests
+    if run_time_s >= (phase.longest_s if short else phase.duration_s):
         return None
     users = phase.pool_size
     return users, float(users)  # spawn the whole pool at once: no ramp inside a phase

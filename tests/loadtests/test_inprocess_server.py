@@ -169,6 +169,29 @@ def test_locust_phase_measures_e2e_ttft_and_tpot(server, tmp_path):
     assert stats["ttft"]["num_requests"] == len(ok)
 
 
+def test_a_phase_sized_by_its_sample_runs_past_its_duration_until_enough_were_sent(server,
+                                                                                 tmp_path):
+    """The harness's locust run: one user, a 1 s phase that needs 4 requests (about 1 s each
+    here), so the load goes on past its duration and the stamped end says how far."""
+    from loadtests.locust_run import run_locust
+    from loadtests.scenarios import SMOKE
+    from loadtests.stacks import StackHandle
+
+    phase = ConcurrencyPhase(name="sized", users=1, duration_s=1, min_requests=4,
+                             max_duration_s=90)
+    handle = StackHandle("inprocess", server.url, [], streams=True, engine="transformers",
+                         settle_s=0)
+    scenario = SMOKE.model_copy(update={"max_tokens": 8})
+    window = run_locust(handle, phase, scenario, tmp_path)
+    assert window["exit_code"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert len(rows) >= 4 and all(r["ok"] and r["phase"] == "sized" for r in rows)
+    last_sent = max(r["sent"] for r in rows)
+    # the load lasted until the 4th request was sent: past the planned 1 s, and the window says so
+    assert window["load_ended"] > window["started"] + phase.duration_s
+    assert window["load_ended"] >= last_sent
+
+
 @pytest.mark.parametrize(("body", "status", "param"), REFUSED.values(), ids=REFUSED.keys())
 def test_request_table_refusals_over_http(server, body, status, param):
     r = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)

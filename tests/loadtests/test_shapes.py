@@ -65,6 +65,32 @@ def test_shape_runs_the_whole_pool_for_the_phase_then_stops():
     assert shape_tick(open_loop, 1) == (6, 6.0)
 
 
+def test_a_phase_sized_by_its_sample_runs_until_enough_were_sent_within_its_cap():
+    c8 = ConcurrencyPhase(name="c8", users=8, duration_s=20, min_requests=22, max_duration_s=60)
+    assert c8.longest_s == 60
+    assert shape_tick(c8, 19, sent=40) == (8, 8.0)  # never shorter than duration_s
+    assert shape_tick(c8, 20, sent=22) is None  # enough at the planned end: stops there
+    assert shape_tick(c8, 35, sent=21) == (8, 8.0)  # a slow stack: on until its 22nd request
+    assert shape_tick(c8, 35, sent=22) is None
+    assert shape_tick(c8, 60, sent=3) is None  # the cap holds whatever the count
+    assert ConcurrencyPhase(name="c", users=1, duration_s=5, min_requests=9).longest_s == 20
+    assert ConcurrencyPhase(name="c", users=1, duration_s=5).longest_s == 5
+
+
+def test_the_load_end_is_the_stamp_only_when_the_phase_ran_past_its_plan(tmp_path):
+    from loadtests.locust_run import _load_ended
+
+    stamp = tmp_path / "end"
+    sized = ConcurrencyPhase(name="c8", users=8, duration_s=20, min_requests=22)
+    plain = ConcurrencyPhase(name="c1", users=1, duration_s=20)
+    assert _load_ended(stamp, 100.0, sized) == 120.0  # no stamp: the plan
+    stamp.write_text("131.5")
+    assert _load_ended(stamp, 100.0, sized) == 131.5
+    assert _load_ended(stamp, 100.0, plain) == 120.0  # locust's start is not load time
+    stamp.write_text("118.0")
+    assert _load_ended(stamp, 100.0, sized) == 120.0
+
+
 def test_phase_json_round_trip_picks_the_kind():
     phase = ArrivalPhase(kind="constant", name="k", rate_rps=0.5, duration_s=4)
     assert parse_phase(phase.model_dump_json()) == phase
