@@ -36,6 +36,7 @@ from kserve_impl.manifests import (
 )
 from kserve_impl.server_process import ServerProcess, StackError, Supervisor
 from shared_pipeline.config import Settings
+from shared_pipeline.engines.cpu_placement import tier_placement_envs
 from shared_pipeline.processes import LOOPBACK, child_env, free_port, stop_all, wait_all_ready
 
 __all__ = ["LocalStack", "ServerProcess", "StackError", "StackURL", "running_stack"]
@@ -84,6 +85,11 @@ class LocalStack:
         return ServerProcess(name, command, port, service.ready_path(),
                              self.log_dir / f"{name}.log")
 
+    def placement_env(self, service: ServiceManifest) -> dict[str, str]:
+        """One host runs both generators here: the large tier's vLLM engine gets its own core
+        (shared_pipeline.engines.cpu_placement; the transformers engine is not pinned)."""
+        return tier_placement_envs(self.settings.generate, "kserve").get(service.tier, {})
+
     def launch(self, server: ServerProcess, env: dict[str, str]) -> None:
         """Start `server` with `env` (kept: a supervisor restart reuses it)."""
         server.start(env)
@@ -100,7 +106,7 @@ class LocalStack:
         env = self.env_for(self.settings)
         for service in services:
             server = self.model_server(service)
-            self.launch(server, env)
+            self.launch(server, {**env, **self.placement_env(service)})
             self.servers.append(server)
         self.wait_ready(self.servers, on_ready)
         urls = {s.name: f"{server.url}{s.predict_path()}"

@@ -52,6 +52,11 @@ class ServiceManifest:
             raise ValueError(f"{self.path}: InferenceService {self.name} has no --stage argument")
         return stage
 
+    @property
+    def tier(self) -> str | None:
+        """The generator tier this InferenceService serves (`--tier`), None for other stages."""
+        return _arg_value(list(self.command), "--tier")
+
     def predict_path(self) -> str:
         return f"/v1/models/{self.model_name}:predict"
 

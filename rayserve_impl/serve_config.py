@@ -4,8 +4,9 @@
 with `CLUSTER_OVERLAY` applied (each generator asks for a GPU on its tier's worker group) and the
 cluster settings as the app's args (`GPU_CLUSTER_SETTINGS`), nothing else changed; a test proves
 the manifest equals `cluster_config()`. Locally, `local_config` binds HTTP to loopback on the
-chosen port and passes the caller's `Settings` as the builder's args; tests may add deployment
-overrides (e.g. a tiny queue to show backpressure).
+chosen port and passes the caller's `Settings` as the builder's args, and places the large
+tier's vLLM engine on its own core (`shared_pipeline.engines.cpu_placement`); tests may add
+deployment overrides (e.g. a tiny queue to show backpressure).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from shared_pipeline.cluster_settings import GPU_CLUSTER_SETTINGS
 from shared_pipeline.config import Settings
+from shared_pipeline.engines.cpu_placement import tier_placement_envs
 
 MANIFEST_DIR = Path(__file__).resolve().parents[1] / "manifests" / "rayserve"
 SERVE_CONFIG_PATH = MANIFEST_DIR / "serve-config.yaml"
@@ -73,8 +75,12 @@ def cluster_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def local_config(settings: Settings, port: int, *, config: dict[str, Any] | None = None,
                  overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The config as local mode deploys it: loopback HTTP on `port`, the caller's settings."""
-    config = with_deployment_overrides(config or load_serve_config(), overrides or {})
+    """The config as local mode deploys it: loopback HTTP on `port`, the caller's settings,
+    the generators placed on one host's cores (then the caller's `overrides`)."""
+    placement = {f"generator-{tier}": {"ray_actor_options": {"runtime_env": {"env_vars": env}}}
+                 for tier, env in tier_placement_envs(settings.generate, "rayserve").items()}
+    config = with_deployment_overrides(config or load_serve_config(), placement)
+    config = with_deployment_overrides(config, overrides or {})
     config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
                               "port": port}
     return with_settings(config, settings)

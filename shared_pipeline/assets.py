@@ -80,7 +80,13 @@ def _write_key(folder: Path, key: dict) -> None:
 # ---------------------------------------------------------------- generator checkpoint
 def model_key(settings: Settings) -> dict:
     return {"format": ASSET_FORMAT, "gguf": GGUF_NAME, "gguf_sha256": _file_digest(gguf_path()),
-            "dtype": settings.generate.dtype}
+            "dtype": checkpoint_dtype(settings)}
+
+
+def checkpoint_dtype(settings: Settings) -> str:
+    """The dtype the checkpoint is saved in: `generate.dtype`, bfloat16 for `auto` (the engines
+    cast to their compute dtype at load, `generate_settings.compute_dtype`)."""
+    return "bfloat16" if settings.generate.dtype == "auto" else settings.generate.dtype
 
 
 def model_is_current(settings: Settings) -> bool:
@@ -103,7 +109,7 @@ def convert_gguf(settings: Settings, progress: Progress = logger.info) -> Path:
     # transformers refuses to save a model still marked GGUF-quantised: rebuild it plain.
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    dtype = getattr(torch, settings.generate.dtype)
+    dtype = getattr(torch, checkpoint_dtype(settings))
     plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
     plain.load_state_dict(gguf_model.state_dict(), strict=False)
     if getattr(config, "tie_word_embeddings", False):

@@ -32,6 +32,7 @@ from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Delta, EngineOverloaded, SamplingParams
 from shared_pipeline.engines.device import torch_device
 from shared_pipeline.engines.torch_threads import pin_torch_threads
+from shared_pipeline.generate_settings import compute_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class TransformersEngine:
         self._settings = settings.generate
         # Decided before anything loads: `cuda` without a usable GPU fails here, at load.
         self.device = torch_device(settings.generate.device)
+        self.dtype = compute_dtype(settings.generate, self.device)  # auto: bf16 where native
         self._model_dir = settings.tier_model(tier)
         self.model_name = settings.served_model_name(tier)
         self._pending: deque[_Job] = deque()
@@ -189,15 +191,14 @@ class TransformersEngine:
     async def start(self) -> None:
         if self._thread is not None:
             return
-        dtype = getattr(torch, self._settings.dtype)
         started = time.perf_counter()
         self.model = await asyncio.to_thread(
-            AutoModelForCausalLM.from_pretrained, self._model_dir, dtype=dtype)
+            AutoModelForCausalLM.from_pretrained, self._model_dir,
+            dtype=getattr(torch, self.dtype))
         self.model.to(self.device)  # generate.device, resolved in __init__
         self.model.eval()
         logger.info("transformers engine started in %.1f s: model %s on %s (%s)",
-                    time.perf_counter() - started, self._model_dir, self.device,
-                    self._settings.dtype)
+                    time.perf_counter() - started, self._model_dir, self.device, self.dtype)
         self._thread = threading.Thread(target=self._work, name="generate-batcher", daemon=True)
         self._thread.start()
 

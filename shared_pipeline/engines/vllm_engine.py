@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from shared_pipeline.config import Settings, Tier
 from shared_pipeline.engines.base import Delta, EngineOverloaded, SamplingParams
 from shared_pipeline.engines.device import check_vllm_device
+from shared_pipeline.engines.vllm_server import vllm_env
 from shared_pipeline.generate_settings import vllm_engine_kwargs
 
 logger = logging.getLogger(__name__)
@@ -31,16 +32,18 @@ class VLLMEngine:
         from transformers import AutoTokenizer
 
         self._settings = settings.generate
-        # The compile cache under the project's cache (before vLLM reads its environment).
-        os.environ.setdefault("VLLM_CACHE_ROOT", str(settings.vllm_cache_dir))
+        # The compile cache under the project's cache, the KV cache size, the cache format: the
+        # same environment vLLM's own server gets for the engine-alone row (before vLLM reads it).
+        for key, value in vllm_env(settings, tier).items():
+            os.environ.setdefault(key, value)
         # Decided before anything loads: `cuda` on a CPU build or a GPU-less node fails here.
         self.device = check_vllm_device(settings.generate.device)
         # Extra vLLM stat-logger factories, e.g. Ray Serve passes `RayPrometheusStatLogger` so the
         # engine's own `vllm:*` metrics reach Ray's metrics endpoint (as `ray_vllm_*`).
         self._stat_loggers = stat_loggers
         self._model_dir = settings.tier_model(tier)
-        self._engine_kwargs = vllm_engine_kwargs(settings.generate, tier, self._model_dir)
-        self._cpu_kv_cache_gib = settings.generate.vllm_for(tier).cpu_kv_cache_gib
+        self._engine_kwargs = vllm_engine_kwargs(settings.generate, tier, self._model_dir,
+                                                 self.device)
         self.model_name = settings.served_model_name(tier)
         self._engine = None
         self._waiting = 0
@@ -49,8 +52,6 @@ class VLLMEngine:
     async def start(self) -> None:
         if self._engine is not None:
             return
-        # KV cache size on the CPU backend (GiB); ignored by GPU builds.
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._cpu_kv_cache_gib))
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 

@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from loadtests.engine_alone import padded_prompts, prompt_length, vllm_server_args
 from loadtests.references import compare_stacks, reference_name
 from shared_pipeline.config import Settings
+from shared_pipeline.generate_settings import compute_dtype
 
 
 def test_prompts_are_padded_to_the_target_length(settings: Settings):
@@ -27,7 +28,8 @@ def test_server_flags_follow_the_generate_settings():
         "max_model_len": 1024, "vllm": {"cpu_kv_cache_gib": 3, "enforce_eager": True}}})
     flags, env = vllm_server_args(settings)
     assert flags[flags.index("--max-model-len") + 1] == "1024"
-    assert flags[flags.index("--dtype") + 1] == "bfloat16"
+    # the stacks' compute dtype on this host (auto: bfloat16 only where native)
+    assert flags[flags.index("--dtype") + 1] == compute_dtype(settings.generate, "cpu")
     assert "--enforce-eager" in flags
     assert flags[flags.index("--host") + 1] == "127.0.0.1"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
