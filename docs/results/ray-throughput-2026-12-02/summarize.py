@@ -30,5 +30,5 @@ def row(result: dict[str, Any]) -> dict[str, Any]:
 if __name__ == "__main__":
     root = Path(sys.argv[1])
     rows = {name: row(json.loads((root / name / "raw" / "rayserve" / "result.json").read_text()))
-            for name in ("default", "throughput")}
+            for name in sys.argv[2:] or ("default", "throughput")}
     print(json.dumps(rows, indent=1))
