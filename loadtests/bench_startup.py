@@ -4,12 +4,13 @@
 
 A benchmark, not a test. Since `enforce_eager` is off by default (vLLM's own default), vLLM
 compiles the model with torch.compile on its first start and keeps the result under
-`VLLM_CACHE_ROOT`, which the stacks point at the project's cache directory (`twinserve prepare`
-warms it). So the figure a user meets on a fresh machine (cold) differs from every later start
-(warm). Each start here is vLLM's own OpenAI server with exactly the stacks' engine flags
-(`vllm_server_command`), in a fresh process; "cold" gets a new empty cache directory, "warm" the
-directory the first cold start filled. Measured: seconds until `/v1/models` answers, and the
-first completion's latency after that (what a first user waits for beyond readiness).
+`VLLM_CACHE_ROOT`, which the stacks point at the project's cache directory (the first start on
+a machine fills it; `twinserve prepare` does not). So the figure a user meets on a fresh
+machine (cold) differs from every later start (warm). Each start here is vLLM's own OpenAI
+server with exactly the stacks' engine flags (`vllm_server_command`), in a fresh process; "cold"
+gets a new empty cache directory, "warm" the directory the first cold start filled. Measured:
+seconds until `/v1/models` answers, and the first completion's latency after that (what a first
+user waits for beyond readiness).
 """
 
 from __future__ import annotations
