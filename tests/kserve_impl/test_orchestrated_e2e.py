@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ import pytest
 from openai import OpenAI
 
 from kserve_impl.local import READY_TIMEOUT_S, StackURL, running_stack
-from loadtests.vllm_bench import BenchPlan
+from loadtests.vllm_bench import BenchPlan, sigill_reason
 from shared_pipeline.config import Settings
 from shared_pipeline.revision import revision_of
 from shared_pipeline.schemas import STAGES
@@ -269,6 +270,8 @@ def test_vllm_bench_serve_has_no_failed_requests(stack: StackURL, settings: Sett
                "--result-filename", "bench.json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     print(done.stdout[-2500:])
+    if done.returncode == -signal.SIGILL:  # the host, not the stack (as check_vllm_bench skips)
+        pytest.skip(sigill_reason("openai-chat"))
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "bench.json").read_text())
     assert result["completed"] == 6 and result.get("failed", 0) == 0
