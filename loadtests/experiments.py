@@ -6,11 +6,13 @@ and samples a timeline once a second (replicas, generation queue depth, in-fligh
 
 - rollback: load for `baseline_s`; roll out revision B (`--change`: benign = a new prompt
   template, bad = a post-processor failing `fail_ratio` of requests, slow = a generator
-  `delay_ms` slower); let B serve `hold_s`; roll back to A; load `tail_s` more.
+  `delay_ms` slower); let B serve `hold_s`; roll back to A; load `tail_s` more. On a box so
+  slow that a phase ends before it has an answer (A's, one off A, A's again), the phase goes
+  on until it has one, at most `recover_timeout_s` more.
   KServe (either topology) rolls out as a canary (`percent`% of each touched InferenceService's
   traffic, split by the entry: the graph runner or the orchestrator); Ray
   Serve by `serve deploy`, in place (`user_config`) or restarting replicas (app args).
-- kill-replica: load for `baseline_s`; SIGKILL the process serving `target`; keep the load
+- kill-replica: the same baseline; SIGKILL the process serving `target`; keep the load
   until the replacement is ready, then `tail_s` more.
 - overload: a closed-loop calibration at `calibrate_users` measures capacity (completed
   requests/s); then open-loop arrivals at `overload_factor` x capacity for `overload_s`; then a
@@ -145,6 +147,34 @@ class Experiment:
         # The phase ends by the stop file; its duration is only a ceiling.
         return ConcurrencyPhase(name="steady", users=self.plan.users, duration_s=3600)
 
+    def _serve_until_answered(self, seconds: float, answered: Callable[[dict], bool]) -> None:
+        """Keep the load on `seconds`, then on (at most `recover_timeout_s` more) until a
+        record is `answered`: on a slow box one answer can take longer than a phase of the
+        plan, and an action before any answer of the phase leaves nothing to measure it by."""
+        time.sleep(seconds)
+        deadline = time.monotonic() + self.plan.recover_timeout_s
+        while time.monotonic() < deadline and not any(answered(r) for r in self.records()):
+            time.sleep(0.5)
+
+    def _baseline(self) -> None:
+        """`baseline_s` of load, and on until A has answered a request."""
+        self._serve_until_answered(self.plan.baseline_s, lambda r: bool(
+            r.get("ok") and r.get("revision") == self.revision_a))
+
+    def _hold(self) -> None:
+        """B serves `hold_s`, and on until a request finished after the rollout answered off
+        A (on B in at least one stage, or failed)."""
+        since = self.actions["rollout"]["finished"]
+        self._serve_until_answered(self.plan.hold_s, lambda r: (
+            figures.completed_at(r) > since and r.get("revision") != self.revision_a))
+
+    def _tail(self) -> None:
+        """`tail_s` more after the rollback, and on until a request sent after it was answered
+        on A in every stage (the restore the figures time)."""
+        since = self.actions["rollback"]["finished"]
+        self._serve_until_answered(self.plan.tail_s, lambda r: bool(
+            r["sent"] > since and r.get("ok") and r.get("revision") == self.revision_a))
+
     def _rollback(self, sampler: Sampler) -> dict[str, Any]:
         plan = self.plan
         change = CHANGES[plan.change]
@@ -152,18 +182,18 @@ class Experiment:
         self.change = {"change": plan.change, "mode": mode,
                        "revision_change": change.model_dump(exclude_none=True)}
         with self.load(self._steady()):
-            time.sleep(plan.baseline_s)
+            self._baseline()
             self.act("rollout", lambda: self.control.rollout(change, mode, plan.percent))
-            time.sleep(plan.hold_s)
+            self._hold()
             self.act("rollback", self.control.rollback)
-            time.sleep(plan.tail_s)
+            self._tail()
         return figures.rollback_figures(self.records(), self.actions, sampler.samples,
                                         self.revision_a, plan.slo.model_dump())
 
     def _kill(self, sampler: Sampler) -> dict[str, Any]:
         plan = self.plan
         with self.load(self._steady()):
-            time.sleep(plan.baseline_s)
+            self._baseline()
             killed = self.act("kill", lambda: self.control.kill(plan.target))
             self._wait_replaced(sampler, plan.target, killed["started"])
             self.actions["replaced"] = {"started": time.time(), "finished": time.time()}
