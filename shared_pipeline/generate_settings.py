@@ -7,6 +7,7 @@ vLLM's flags from here only (`vllm_engine_kwargs`, `vllm_server_args`), so they 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,19 +124,25 @@ class GenerateSettings(Section):
         return self.vllm.model_copy(update=changes)
 
 
-def native_bf16(device: str, cpu_flags: set[str] | None = None) -> bool:
+@functools.cache
+def host_cpu_flags() -> frozenset[str]:
+    """This host's CPU flags from /proc/cpuinfo (none where it cannot be read), read once: the
+    engines' flags are rendered per engine start and per report, and the host does not change."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    return frozenset(flag for line in text.splitlines() if line.startswith("flags")
+                     for flag in line.split(":", 1)[1].split())
+
+
+def native_bf16(device: str, cpu_flags: set[str] | frozenset[str] | None = None) -> bool:
     """Does `device` ('cuda' or 'cpu') compute bfloat16 natively? A CPU does with avx512_bf16
-    or amx_bf16 (read from /proc/cpuinfo; an unreadable one counts as no)."""
+    or amx_bf16 (`cpu_flags`, default this host's)."""
     if device == "cuda":
         return True
-    if cpu_flags is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-        except OSError:
-            text = ""
-        cpu_flags = {flag for line in text.splitlines() if line.startswith("flags")
-                     for flag in line.split(":", 1)[1].split()}
-    return bool(cpu_flags & {"avx512_bf16", "amx_bf16"})
+    flags = host_cpu_flags() if cpu_flags is None else cpu_flags
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def compute_dtype(generate: GenerateSettings, device: str) -> str:

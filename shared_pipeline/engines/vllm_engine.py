@@ -32,12 +32,13 @@ class VLLMEngine:
         from transformers import AutoTokenizer
 
         self._settings = settings.generate
+        # Decided before anything loads: `cuda` on a CPU build or a GPU-less node fails here,
+        # before this process's environment is touched.
+        self.device = check_vllm_device(settings.generate.device)
         # The compile cache under the project's cache, the KV cache size, the cache format: the
         # same environment vLLM's own server gets for the engine-alone row (before vLLM reads it).
         for key, value in vllm_env(settings, tier).items():
             os.environ.setdefault(key, value)
-        # Decided before anything loads: `cuda` on a CPU build or a GPU-less node fails here.
-        self.device = check_vllm_device(settings.generate.device)
         # Extra vLLM stat-logger factories, e.g. Ray Serve passes `RayPrometheusStatLogger` so the
         # engine's own `vllm:*` metrics reach Ray's metrics endpoint (as `ray_vllm_*`).
         self._stat_loggers = stat_loggers
