@@ -43,8 +43,12 @@ class Plan(BaseModel):
     warmup_requests: int = Field(2, ge=0)
     baseline_s: float = Field(20, gt=0, description="load before the first action")
     hold_s: float = Field(25, gt=0, description="rollback: B serves this long")
+    hold_responses: int = Field(10, ge=1, description="rollback: and on until this many "
+                                "responses completed off A (B's sample, on a slow box)")
     tail_s: float = Field(20, gt=0, description="load after the last action")
     change: Literal["benign", "bad", "slow"] = "bad"
+    fail_ratio: float | None = Field(None, gt=0, le=1, description="`bad`: the share B fails "
+                                     "(default CHANGES['bad'], 0.3)")
     mode: ChangeMode | None = None  # None: the stack's own (KServe canary, Ray in place)
     percent: int = Field(100, ge=0, le=100, description="KServe canaryTrafficPercent")
     target: str = "generator-small"
@@ -58,10 +62,18 @@ class Plan(BaseModel):
     stop_timeout_s: float = Field(60, ge=0)
     slo: SLO = SLO()
 
+    def revision_b(self) -> RevisionChange:
+        """Revision B of a rollback: `CHANGES[change]`, with this plan's `fail_ratio`."""
+        change = CHANGES[self.change]
+        if self.change == "bad" and self.fail_ratio is not None:
+            return change.model_copy(update={"fail_ratio": self.fail_ratio})
+        return change
+
 
 PLANS: dict[str, Plan] = {
     "demo": Plan(),
-    "smoke": Plan(users=3, max_tokens=8, baseline_s=12, hold_s=15, tail_s=10,
+    # 10 responses off A at half failing: P(no failure) = 0.1% (at 0.3 it would be 2.8%)
+    "smoke": Plan(users=3, max_tokens=8, baseline_s=12, hold_s=15, tail_s=10, fail_ratio=0.5,
                   target="postprocessor", calibrate_users=4, calibrate_s=15, overload_s=15,
                   overload_max_users=32),
 }

@@ -6,12 +6,12 @@ and samples a timeline once a second (replicas, generation queue depth, in-fligh
 
 - rollback: load for `baseline_s`; roll out revision B (`--change`: benign = a new prompt
   template, bad = a post-processor failing `fail_ratio` of requests, slow = a generator
-  `delay_ms` slower); let B serve `hold_s`; roll back to A; load `tail_s` more. On a box so
-  slow that a phase ends before it has an answer (A's, one off A, A's again), the phase goes
-  on until it has one, at most `recover_timeout_s` more.
-  KServe (either topology) rolls out as a canary (`percent`% of each touched InferenceService's
-  traffic, split by the entry: the graph runner or the orchestrator); Ray
-  Serve by `serve deploy`, in place (`user_config`) or restarting replicas (app args).
+  `delay_ms` slower); let B serve `hold_s`; roll back to A; load `tail_s` more. On a slow
+  box each phase goes on until it has its sample (A's answer, `hold_responses` off A, A's
+  again), at most `recover_timeout_s` more. KServe (either topology) rolls out as a canary
+  (`percent`% of each touched InferenceService's traffic, split by the entry: the graph runner
+  or the orchestrator); Ray Serve by `serve deploy`, in place (`user_config`) or restarting
+  replicas (app args).
 - kill-replica: the same baseline; SIGKILL the process serving `target`; keep the load
   until the replacement is ready, then `tail_s` more.
 - overload: a closed-loop calibration at `calibrate_users` measures capacity (completed
@@ -38,7 +38,7 @@ from rich.console import Console
 
 from loadtests import figures, results, warmup
 from loadtests.emulation import emulated_parts
-from loadtests.experiment_plans import CHANGES, DEFAULT_MODE, KINDS, PLANS, Kind, Plan
+from loadtests.experiment_plans import DEFAULT_MODE, KINDS, PLANS, Kind, Plan
 from loadtests.experiment_repeats import write_combined
 from loadtests.experiment_stacks import experiment_stack
 from loadtests.locust_run import run_locust
@@ -51,7 +51,6 @@ from shared_pipeline.control import StackControl
 from shared_pipeline.request_body import build_body
 
 
-# ---------------------------------------------------------------- the runner
 class Experiment:
     """One experiment on one running stack; `run()` returns the result it writes."""
 
@@ -147,37 +146,40 @@ class Experiment:
         # The phase ends by the stop file; its duration is only a ceiling.
         return ConcurrencyPhase(name="steady", users=self.plan.users, duration_s=3600)
 
-    def _serve_until_answered(self, seconds: float, answered: Callable[[dict], bool]) -> None:
-        """Keep the load on `seconds`, then on (at most `recover_timeout_s` more) until a
-        record is `answered`: on a slow box one answer can take longer than a phase of the
+    def _serve_until_answered(self, seconds: float,
+                              answered: Callable[[list[dict]], bool]) -> None:
+        """Keep the load on `seconds`, then on (at most `recover_timeout_s` more) until the
+        records are `answered`: on a slow box one answer can take longer than a phase of the
         plan, and an action before any answer of the phase leaves nothing to measure it by."""
         time.sleep(seconds)
         deadline = time.monotonic() + self.plan.recover_timeout_s
-        while time.monotonic() < deadline and not any(answered(r) for r in self.records()):
+        while time.monotonic() < deadline and not answered(self.records()):
             time.sleep(0.5)
 
     def _baseline(self) -> None:
         """`baseline_s` of load, and on until A has answered a request."""
-        self._serve_until_answered(self.plan.baseline_s, lambda r: bool(
-            r.get("ok") and r.get("revision") == self.revision_a))
+        self._serve_until_answered(self.plan.baseline_s, lambda records: any(
+            figures.on_revision(r, self.revision_a) for r in records))
 
     def _hold(self) -> None:
-        """B serves `hold_s`, and on until a request finished after the rollout answered off
-        A (on B in at least one stage, or failed)."""
+        """B serves `hold_s`, and on until `hold_responses` requests completed off A after the
+        rollout (on B in a stage, or failed): a revision failing a share p shows no failure
+        in n requests with probability (1-p)^n, so a fixed hold on a slow box can miss it."""
         since = self.actions["rollout"]["finished"]
-        self._serve_until_answered(self.plan.hold_s, lambda r: (
-            figures.completed_at(r) > since and r.get("revision") != self.revision_a))
+        self._serve_until_answered(self.plan.hold_s, lambda records: sum(
+            1 for r in records if figures.completed_at(r) > since
+            and not figures.on_revision(r, self.revision_a)) >= self.plan.hold_responses)
 
     def _tail(self) -> None:
         """`tail_s` more after the rollback, and on until a request sent after it was answered
         on A in every stage (the restore the figures time)."""
         since = self.actions["rollback"]["finished"]
-        self._serve_until_answered(self.plan.tail_s, lambda r: bool(
-            r["sent"] > since and r.get("ok") and r.get("revision") == self.revision_a))
+        self._serve_until_answered(self.plan.tail_s, lambda records: any(
+            r["sent"] > since and figures.on_revision(r, self.revision_a) for r in records))
 
     def _rollback(self, sampler: Sampler) -> dict[str, Any]:
         plan = self.plan
-        change = CHANGES[plan.change]
+        change = plan.revision_b()
         mode = plan.mode or DEFAULT_MODE.get(self.handle.name, self.control.modes[0])
         self.change = {"change": plan.change, "mode": mode,
                        "revision_change": change.model_dump(exclude_none=True)}
@@ -249,15 +251,14 @@ class Experiment:
                           stream=False)
         started = time.time()
         try:
-            r = httpx.post(f"{self.handle.url}/v1/chat/completions", json=body, timeout=180)
-            ok, status = r.status_code == 200, r.status_code
+            status = httpx.post(f"{self.handle.url}/v1/chat/completions", json=body,
+                                timeout=180).status_code
         except httpx.HTTPError as exc:
-            ok, status = False, f"{type(exc).__name__}"
-        return {"ok": ok, "status": status, "sent": started,
+            status = f"{type(exc).__name__}"
+        return {"ok": status == 200, "status": status, "sent": started,
                 "e2e_ms": (time.time() - started) * 1000}
 
 
-# ---------------------------------------------------------------- entry points
 def run_on(kind: Kind, handle: StackHandle, control: StackControl, plan: Plan, out: Path,
            console: Console) -> dict[str, Any]:
     """One experiment on an already running stack (tests run several on one start)."""

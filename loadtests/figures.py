@@ -8,10 +8,11 @@ is "on A" when it succeeded and its `revision` (the served revision) is the orig
 Definitions (also in docs/experiments.md):
 - time to detect: from the moment revision B takes traffic (the rollout action returned) to
   the first response completion at which the responses completed in the trailing `window_s`
-  (at least `min_requests` of them) breach the SLO: error rate above `max_error_rate`, or
-  successful-response p95 above `latency_factor` x the p95 before the rollout. None when the
-  SLO never breaks (a benign revision should not trip it). A breach while the rollout itself
-  ran (new servers starting on the same cores) is reported apart, as `breach_during_rollout`.
+  (stretched back to the last `min_requests` where fewer completed in it) breach the SLO:
+  error rate above `max_error_rate`, or successful-response p95 above `latency_factor` x the
+  p95 before the rollout. None when the SLO never breaks (a benign revision should not trip
+  it). A breach while the rollout itself ran (new servers starting on the same cores) is
+  reported apart, as `breach_during_rollout`.
 - time to restore: from the rollback's start until the last completion of a response that was
   not on A (failed, or served by B); after it, every response is on A. 0 when none came after.
 - longest stall: the longest time, from the rollout's start to the run's end, during which no
@@ -69,15 +70,17 @@ def slo_breach(records: list[Record], since: float, baseline_p95_ms: float | Non
                window_s: float, min_requests: int, max_error_rate: float,
                latency_factor: float) -> tuple[float, str] | None:
     """The first completion time >= `since` at which the trailing window breaks the SLO, and
-    why; None if it never does."""
+    why; None if it never does. The window is the trailing `window_s`, stretched back to the
+    `min_requests`-th last response where fewer completed in it: on a box where an answer
+    takes longer than `window_s / min_requests`, a fixed window never holds enough to judge."""
     done = sorted(records, key=completed_at)
-    for record in done:
+    for i, record in enumerate(done):
         t = completed_at(record)
-        if t < since:
+        if t < since or i + 1 < min_requests:
             continue
-        window = [r for r in done if t - window_s < completed_at(r) <= t]
+        window = [r for r in done[: i + 1] if t - window_s < completed_at(r)]
         if len(window) < min_requests:
-            continue
+            window = done[i + 1 - min_requests: i + 1]
         errors = sum(1 for r in window if not r.get("ok")) / len(window)
         if errors > max_error_rate:
             return t, f"error rate {errors:.0%} over {len(window)} responses"

@@ -3,7 +3,7 @@ each topology: the graph (InferenceGraph runner in front) and the orchestrated e
 
 Real model servers, the real entry, real locust load; sizes from the `smoke` plan. The module's
 stack is started once per topology (the graph's stopped before the orchestrated one starts):
-- rollback: revision B fails 30% of requests in the post-processor; it gets 100% of that
+- rollback: revision B fails half the requests in the post-processor; it gets 100% of that
   InferenceService's traffic as a canary, then `canaryTrafficPercent: 0` rolls it back (the
   entry applies the split: the graph runner, or the orchestrator's stage client);
 - kill-replica: the post-processor's server is SIGKILLed and restarted by the supervisor;
@@ -48,7 +48,7 @@ def test_rollback_flips_to_b_and_back(stack, tmp_path: Path) -> None:
     check_rollback(result, tmp_path)
     f = result["figures"]
     assert result["change"]["mode"] == "canary"
-    assert f["failed"] > 0 and f["time_to_detect_s"] is not None  # 30% failing is detected
+    assert f["failed"] > 0 and f["time_to_detect_s"] is not None  # half failing (smoke) is detected
     assert f["extra_replicas"] == 1  # the post-processor's new revision ran beside the old one
     # restored: check_rollback asserts every answer after it is on A; how fast is printed
     print(f"time to restore: {f['time_to_restore_s']:.1f} s")

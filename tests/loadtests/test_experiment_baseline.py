@@ -1,7 +1,7 @@
 """The rollback's phases on a slow box: the baseline goes on until A has answered a request,
-B's hold until a request finished after the rollout answered off A, and the tail until a request
-sent after the rollback was answered on A (each at most `recover_timeout_s` more), so no action
-comes before its phase has an answer."""
+B's hold until `hold_responses` requests finished after the rollout off A, and the tail until
+a request sent after the rollback was answered on A (each at most `recover_timeout_s` more), so
+no action comes before its phase has its sample."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from loadtests.experiments import Experiment
 ROLLOUT, ROLLBACK = 1000.0, 1030.0  # when each action had taken effect (epoch seconds)
 
 
-def runner(records: list[dict], phase_s: float = 0.2, cap_s: float = 30.0) -> SimpleNamespace:
+def runner(records: list[dict], phase_s: float = 0.2, cap_s: float = 30.0,
+           hold_responses: int = 1) -> SimpleNamespace:
     """What the phases read: the plan, revision A, the records so far, the actions' times."""
-    plan = Plan(baseline_s=phase_s, hold_s=phase_s, tail_s=phase_s, recover_timeout_s=cap_s)
+    plan = Plan(baseline_s=phase_s, hold_s=phase_s, tail_s=phase_s, recover_timeout_s=cap_s,
+                hold_responses=hold_responses)
     fake = SimpleNamespace(plan=plan, revision_a="a-1", records=lambda: records,
                            actions={"rollout": {"finished": ROLLOUT},
                                     "rollback": {"finished": ROLLBACK}})
@@ -61,6 +63,14 @@ def test_the_hold_counts_only_requests_finished_after_the_rollout_off_a():
     # one mixed answer (B in a stage) or one failure after the rollout ends it on time
     for after in (record("a-1+b-2", sent=999.0), record(None, sent=999.0, ok=False)):
         assert timed(Experiment._hold, runner([*before, after], cap_s=20.0)) < 5.0
+
+
+def test_the_hold_goes_on_until_b_has_its_sample():
+    # two off A after the rollout (one mixed answer, one failure) are not three
+    two = [record("a-1+b-2", sent=999.0), record(None, sent=999.0, ok=False)]
+    assert 1.0 <= timed(Experiment._hold, runner(two, cap_s=1.0, hold_responses=3)) < 4.0
+    three = [*two, record("b-2", sent=999.5)]
+    assert timed(Experiment._hold, runner(three, cap_s=20.0, hold_responses=3)) < 5.0
 
 
 def test_the_tail_waits_for_a_request_sent_after_the_rollback_and_answered_on_a():

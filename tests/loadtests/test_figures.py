@@ -51,6 +51,18 @@ def test_rollback_figures_follow_the_records() -> None:
     assert (f["replicas_at_start"], f["extra_replicas"]) == (6, 1)
 
 
+def test_on_a_slow_box_the_window_stretches_to_min_requests() -> None:
+    # one answer every 6 s: a 10 s window never holds 3, so a fixed one never judges B
+    records = [rec(t, e2e_ms=6000) for t in range(0, 18, 6)]  # A, done at 6, 12, 18
+    records += [rec(18.0, e2e_ms=6000, ok=False), rec(24.0, e2e_ms=6000, revision=B)]
+    f = figures.rollback_figures(records, ACTIONS, [], A, SLO)
+    # at 24.0 (the failure's completion) the last 3 are 12, 18 and 24: 1 of 3 failed
+    assert f["time_to_detect_s"] == 24.0 - 19.5
+    assert f["detected_by"] == "error rate 33% over 3 responses"
+    short = {**SLO, "min_requests": 6}  # fewer responses than that in all: never judged
+    assert figures.rollback_figures(records, ACTIONS, [], A, short)["time_to_detect_s"] is None
+
+
 def test_a_benign_revision_trips_no_slo() -> None:
     records = [rec(t) for t in range(0, 20)] + [rec(t, revision=B) for t in range(20, 30)] + \
         [rec(t) for t in range(30, 40)]

@@ -2,7 +2,7 @@
 
 Real Ray, real Serve controller and proxy, real locust load (streamed); sizes from the `smoke`
 plan:
-- rollback: `serve deploy` of a `user_config` making the post-processor fail 30% of requests
+- rollback: `serve deploy` of a `user_config` making the post-processor fail half the requests
   (in place, no replica restarts), then of the original config;
 - kill-replica: the post-processor's replica process is SIGKILLed; Serve's controller replaces it;
 - overload: 3x the calibrated capacity on test-sized generator queues (a burst that cannot
@@ -42,7 +42,7 @@ def test_rollback_flips_to_b_and_back(stack, tmp_path: Path) -> None:
     check_rollback(result, tmp_path)
     f = result["figures"]
     assert result["change"]["mode"] == "inplace"
-    assert f["failed"] > 0 and f["time_to_detect_s"] is not None  # 30% failing is detected
+    assert f["failed"] > 0 and f["time_to_detect_s"] is not None  # half failing (smoke) is detected
     assert f["extra_replicas"] == 0  # in place: the same replicas, reconfigured
     assert result["actions"]["rollout"]["replicas_restarted"] == []
     # restored: check_rollback asserts every answer after it is on A; how fast is printed
