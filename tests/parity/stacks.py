@@ -5,3 +5,4 @@ own module stack, in tests/kserve_impl/test_orchestrated_e2e.py: one stack launc
 """
 
 PARITY_STACKS = ("inprocess", "kserve", "rayserve")
+BODY_TIMEOUT_S = 3.0  # the parity stacks' request-body timeout: a slow body is cut in seconds

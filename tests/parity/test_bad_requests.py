@@ -3,8 +3,8 @@
 One table (`tests/parity/table.py`): each row is a request and the answer every stack must give
 (status, OpenAI error `type`, `param`). A row that legitimately differs on one stack says so in
 `differs` with the reason; nowhere else may a stack differ. The stacks start one after the
-other, each once for the module (`loadtests.stacks.launch`, the harness's own launcher), so only
-one holds the machine.
+other, each once for the package (tests/parity/conftest.py, `loadtests.stacks.launch`, the
+harness's own launcher), so only one holds the machine.
 
 Every stack runs a bad revision (`postprocess.fail_ratio` 0.5): the post-processor fails a
 request when a hash of its id says so, the same id on every stack, so a request sent with
@@ -16,19 +16,15 @@ that fails after its headers ending with one error event, then `data: [DONE]`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from loadtests.stacks import StackHandle, launch
+from loadtests.stacks import StackHandle
 from shared_pipeline.config import Settings
 from shared_pipeline.errors import INTERNAL_MESSAGE
 from tests.openai_surface import check_surface, check_whole_completion
-from tests.parity.stacks import PARITY_STACKS
 from tests.parity.table import (
-    FAIL_RATIO,
     FAILS,
     PASSES,
     STREAM_REFUSED_WHY,
@@ -40,17 +36,6 @@ from tests.parity.table import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", params=PARITY_STACKS)
-def stack(request: pytest.FixtureRequest, settings: Settings,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
-    log_dir: Path = tmp_path_factory.mktemp(f"parity-{request.param}")
-    bad_revision = settings.model_copy(update={"postprocess": settings.postprocess.model_copy(
-        update={"fail_ratio": FAIL_RATIO})})
-    with launch(request.param, bad_revision, log_dir) as handle:
-        print(f"\n{request.param} ready in {handle.startup_s:.1f}s at {handle.url}")
-        yield handle
 
 
 def test_every_bad_request_gets_the_same_answer_on_every_stack(stack: StackHandle,

@@ -1,6 +1,7 @@
 """Hostile input on every stack: a schemathesis fuzz of the HTTP API and a fixed table.
 
-Each stack starts once for the module (`loadtests.stacks.launch`, as the parity tests do). The
+Each stack starts once for the package (tests/parity/conftest.py), running a bad revision that
+never fails a request sent with `PASSES` as its `x-request-id`: every valid request here does. The
 fuzz reads the API's OpenAPI description: the FastAPI entries publish one at /openapi.json
 (`shared_pipeline.openapi_doc.describe_chat`), the graph runner gets the same document from
 `api_document`. It generates valid and invalid cases per operation (bounded: `EXAMPLES` each),
@@ -18,12 +19,9 @@ not grow by more than the body limit.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,33 +29,18 @@ import psutil
 import pytest
 
 from loadtests.soak_sampler import stack_processes
-from loadtests.stacks import StackHandle, launch
+from loadtests.stacks import StackHandle
 from shared_pipeline.config import Settings
-from tests.parity.stacks import PARITY_STACKS
+from tests.parity.stacks import BODY_TIMEOUT_S
+from tests.parity.table import PASSES
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES = 30
 MAX_TOKENS = 4
-BODY_TIMEOUT_S = 3.0
+PASSING = {"x-request-id": PASSES}  # never failed by the bad revision the stack runs
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "What is a list?"}]
-
-
-@pytest.fixture(scope="module", params=PARITY_STACKS)
-def stack(request: pytest.FixtureRequest, settings: Settings,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
-    log_dir: Path = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    strict = settings.model_copy(update={"server": settings.server.model_copy(
-        update={"body_timeout_s": BODY_TIMEOUT_S})})
-    # Ray's ingress reads its limits from the environment its replica inherits.
-    os.environ["TWINSERVE_SERVER__BODY_TIMEOUT_S"] = str(BODY_TIMEOUT_S)
-    try:
-        with launch(request.param, strict, log_dir) as handle:
-            print(f"\n{request.param} ready in {handle.startup_s:.1f}s at {handle.url}")
-            yield handle
-    finally:
-        os.environ.pop("TWINSERVE_SERVER__BODY_TIMEOUT_S", None)
 
 
 def assert_refusal(label: str, response: httpx.Response) -> dict:
@@ -70,7 +53,7 @@ def assert_refusal(label: str, response: httpx.Response) -> dict:
 
 def assert_ready(stack: StackHandle) -> None:
     r = httpx.post(f"{stack.url}{CHAT}", json={"messages": USER, "max_tokens": MAX_TOKENS},
-                   timeout=180)
+                   headers=PASSING, timeout=180)
     assert r.status_code == 200, r.text
 
 
@@ -105,7 +88,7 @@ def fuzz_operation(stack: StackHandle, operation, mode, seen: dict[tuple[str, in
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
         bounded(case)
-        response = case.call(base_url=stack.url, timeout=180)
+        response = case.call(base_url=stack.url, headers=PASSING, timeout=180)
         key = (f"{operation.label} {mode.value}", response.status_code)
         seen[key] = seen.get(key, 0) + 1
         assert response.status_code < 500, (case.body, response.text[:300])
