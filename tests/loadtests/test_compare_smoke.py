@@ -6,9 +6,9 @@ steady they are, and on the slowest CI box the full scenario took 18 min of a 90
 
 One run serves two checks: the report (summary.json, report.md, index.html hold numbers for
 kserve, rayserve and inprocess) and the Grafana dashboard (every panel query, run against the
-run's own Prometheus before it stops, returns data for both stacks). About 8 minutes; how long
-it took is printed and kept in the run's directory (`test_duration.json`), not asserted: on a
-shared machine a duration measures the neighbours as much as the code.
+run's own Prometheus before it stops, returns data for both stacks). About 9 minutes on an
+AVX-512 box; how long it took is printed and kept in the run's directory (`test_duration.json`),
+not asserted: on a shared machine a duration measures the neighbours as much as the code.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from loadtests.prometheus import MONITORING_DIR, parse_matrix
 from loadtests.scenarios import SMOKE
 from shared_pipeline.config import Settings
 
-# The module fixture runs the whole comparison (five servers, ~10 min alone on 2 cores).
+# The module fixture runs the whole comparison (five servers, 9 min or more on 2 cores).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 STACKS = ("inprocess", "kserve", "rayserve")
 TRIMMED = SMOKE.model_copy(update={
