@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -174,15 +173,12 @@ def main(argv: list[str] | None = None) -> None:
             update={"generate": settings.generate.model_copy(update={"engine": args.engine})})
     import uvicorn
 
-    # Bound now, listening once the models are loaded: uvicorn binds only after the lifespan,
-    # and a vLLM engine takes its own free ports while it starts (CI saw one take ours).
-    # Bound but not listening, the port refuses connections until the server is ready.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    config = uvicorn.Config(create_app(settings), log_level="warning",
-                            timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port,
+                            log_level="warning", timeout_graceful_shutdown=5)
+    # Bound now, listening once the models are loaded: uvicorn.run binds only after the
+    # lifespan, and a vLLM engine takes its own free ports while it starts (CI saw one take
+    # ours). Bound but not listening, the port refuses connections until the server is ready.
+    uvicorn.Server(config).run(sockets=[config.bind_socket()])
 
 
 if __name__ == "__main__":
