@@ -7,10 +7,11 @@ small model.
 Streaming (the orchestrated topology): when the state asks for `stream`, `predict` returns an
 async iterator, which KServe's v1 endpoint sends as a `StreamingResponse`. The wire format is
 NDJSON (`STREAM_MEDIA_TYPE`), one object a line: `{"delta": "<text>"}` per text delta as the
-engine makes it, then `{"state": <PipelineState>}` with the completion totals and this stage's
-stamp, or `{"error": <OpenAI error object>}` if generation fails after the first line. The first
-delta is awaited before answering, so a full queue is still a 503 with `Retry-After`, not a 200
-whose stream fails. A caller that closes the stream cancels the iterator, which stops the row.
+engine makes it (joined per `generate.stream_batch_ms`, as the Ray generator joins its deltas),
+then `{"state": <PipelineState>}` with the completion totals and this stage's stamp, or
+`{"error": <OpenAI error object>}` if generation fails after the first line. The first delta is
+awaited before answering, so a full queue is still a 503 with `Retry-After`, not a 200 whose
+stream fails. A caller that closes the stream cancels the iterator, which stops the row.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from shared_pipeline.metrics import PipelineMetrics
 from shared_pipeline.pipeline import Step
 from shared_pipeline.schemas import PipelineState
 from shared_pipeline.stages.generate import Generator
+from shared_pipeline.streaming import batched
 
 STREAM_MEDIA_TYPE = "application/x-ndjson"
 
@@ -80,7 +82,8 @@ class GeneratorModel(StageModel):
     async def _lines(self, state: PipelineState) -> AsyncIterator[bytes]:
         """NDJSON lines: deltas inside this stage's metrics, then the final state."""
         with self.metrics.stage(state, self.stage):
-            async for text in self.generator.stream(state):
+            interval_s = self.settings.generate.stream_batch_ms / 1000
+            async for text in batched(self.generator.stream(state), interval_s):
                 yield ndjson({"delta": text})
         yield ndjson({"state": state.model_dump(mode="json")})
 

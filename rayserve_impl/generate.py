@@ -17,6 +17,7 @@ from shared_pipeline.engines.base import Engine, make_engine
 from shared_pipeline.pipeline import Step
 from shared_pipeline.schemas import PipelineState
 from shared_pipeline.stages.generate import Generator
+from shared_pipeline.streaming import batched
 
 # What the streaming method yields: text deltas as tokens are made, then once the final state
 # (with `completion` and this stage's timing stamp) so the ingress can post-process the totals.
@@ -58,10 +59,11 @@ class GeneratorDeployment(StageDeployment):
         return self.generator.run
 
     async def stream(self, state: PipelineState) -> AsyncIterator[GenerationEvent]:
-        """Yield text deltas as the engine makes them, then the final state (call with
-        `handle.options(stream=True)`)."""
+        """Yield text deltas as the engine makes them (joined per `generate.stream_batch_ms`),
+        then the final state (call with `handle.options(stream=True)`)."""
         with self.metrics.stage(state, self.stage):
-            async for text in self.generator.stream(state):
+            interval_s = self.settings.generate.stream_batch_ms / 1000
+            async for text in batched(self.generator.stream(state), interval_s):
                 yield text
         yield state
 

@@ -101,6 +101,12 @@ class GenerateSettings(Section):
     # batches' worth, the same bound as the Ray generator's max_queued_requests (16), so an
     # admitted request waits at most about two batch times instead of an unbounded queue.
     max_queue: int = Field(16, gt=0, description="waiting requests before new ones are rejected")
+    # Each delta a stack streams costs a message at every boundary it crosses (Ray: generator ->
+    # ingress -> proxy; KServe: generator -> orchestrator -> client), paid in CPU the engine
+    # shares. Ray Serve LLM batches its streams the same way (`stream_batching_interval_ms`, 50 ms
+    # by default). The in-process reference and vLLM's own server send every token.
+    stream_batch_ms: float = Field(
+        50.0, ge=0, description="a stack joins streamed deltas this long (first at once; 0: off)")
     # Fault injection for the rollback experiments (a "much slower generator" revision); 0 in
     # every shipped config.
     delay_ms: float = Field(0.0, ge=0, description="sleep before generating (fault injection)")

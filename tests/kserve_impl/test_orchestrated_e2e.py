@@ -124,7 +124,8 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, small_queue: Se
     first, last = arrivals[0], arrivals[-1]
     print(f"stream: first token {first * 1000:.0f} ms, last {last * 1000:.0f} ms, "
           f"{len(arrivals)} content chunks")
-    assert len(arrivals) >= 10
+    # 48 tokens joined per generate.stream_batch_ms (50 ms) still arrive as several chunks.
+    assert len(arrivals) >= 5
     # Streamed as made, not buffered and flushed at the end (as the Ray test checks it).
     gaps = [b - a for a, b in pairwise(arrivals)]
     assert sum(g > 0.004 for g in gaps) >= 3, gaps  # bursts: a starved client reads several

@@ -126,7 +126,8 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     first, last = arrivals[0], arrivals[-1]
     print(f"stream: first token {first * 1000:.0f} ms, last {last * 1000:.0f} ms, "
           f"{len(arrivals)} content chunks, {len(arrivals) / max(last - first, 1e-9):.1f} chunks/s")
-    assert len(arrivals) >= 10
+    # 48 tokens joined per generate.stream_batch_ms (50 ms) still arrive as several chunks.
+    assert len(arrivals) >= 5
     # Streamed as made, not buffered and flushed at the end: the chunks arrive spread over the
     # decode (a buffered answer lands in one burst, its gaps ~0). Not a ratio against the time
     # to first token, which prefill on a busy 2-core machine can stretch to most of the request.
