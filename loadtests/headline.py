@@ -52,16 +52,17 @@ def headline(stack: str, result: dict[str, Any], scenario: Scenario,
         "repeats": result.get("repeat", 1),
         "low_load_phase": conc[0].name if conc else None,
         "high_load_phase": conc[-1].name if conc else None,
-        "hop_total_mean_ms": ms(hop_total),
+        "hop_total_mean_ms": ms(hop_total),  # whole run, Prometheus: the hop section's sum
         "max_generator_queue_depth": max(queue, default=None),
         "queue_sample_period_s": server.get("queue_sample_period_s"),
         "warmup_requests": warm.get("requests"), "warmup_steady": warm.get("steady"),
         "client_minus_server_p50_ms": joined.get("p50"),
     }
     wanted = (("low_load", first, "e2e", ("p50", "p95")), ("low_load", first, "ttft", ("p50",)),
-              ("low_load", first, "tpot", ("p50",)), ("high_load", last, "e2e", ("p50", "p95")))
+              ("low_load", first, "tpot", ("p50",)), ("low_load", first, "hop", ("mean", "p50")),
+              ("high_load", last, "e2e", ("p50", "p95")))
     for load, phase, metric, stats in wanted:
-        dist = phase[f"{metric}_ms"] if phase else {}
+        dist = (phase.get(f"{metric}_ms") or {}) if phase else {}
         for stat in stats:
             out[f"{metric}_{stat}_ms_{load}"] = dist.get(stat)
             out[f"{metric}_{stat}_ms_{load}_ci"] = (dist.get("ci") or {}).get(stat)
@@ -107,7 +108,8 @@ def headline_table(heads: dict[str, dict[str, Any]], per_stack: dict[str, Any]) 
     header = ["stack", "engine", "streams", "ok / failed", "peak req/s", "peak tok/s",
               "e2e p50 low [95% CI] (n)", "e2e p95 low", "e2e p50 high", "e2e p95 high",
               "TTFT p50 low", "TPOT p50 low", "overhead (e2e p50 low) vs same-engine reference",
-              "x engine alone: req/s high, TTFT p50 low, e2e p50 low", "hop total mean",
+              "x engine alone: req/s high, TTFT p50 low, e2e p50 low",
+              "hop total per answer low: mean, p50 [95% CI] (n)",
               "max gen. queue", "warm-up requests"]
     rows = []
     for stack, h in heads.items():
@@ -117,6 +119,9 @@ def headline_table(heads: dict[str, dict[str, Any]], per_stack: dict[str, Any]) 
         e2e_low = low["e2e_ms"] if low else {}
         e2e_high = high["e2e_ms"] if high else {}
         ttft_low = low["ttft_ms"] if low else {}
+        hop_low = (low.get("hop_ms") or {}) if low else {}
+        hops = (f"{_unit(hop_low['mean'], 1)}, {cell(hop_low, 50, 1)} (n={hop_low['n']})"
+                if hop_low.get("n") else "n/a")
         if "overhead_reference" not in h:
             overhead = "(reference)" if is_reference(stack) else "(the limit)"
         elif h.get("overhead_e2e_p50_ms_low_load") is None:
@@ -139,6 +144,6 @@ def headline_table(heads: dict[str, dict[str, Any]], per_stack: dict[str, Any]) 
                      cell(e2e_high, 50), cell(e2e_high, 95),
                      cell(ttft_low, 50) if ttft_low.get("n") else "n/a",
                      _unit(h["tpot_p50_ms_low_load"], 1), overhead, ratios,
-                     _unit(h["hop_total_mean_ms"], 1), fmt(h["max_generator_queue_depth"]),
+                     hops, fmt(h["max_generator_queue_depth"]),
                      warm])
     return header, rows

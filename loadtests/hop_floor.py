@@ -149,8 +149,17 @@ def floor_table(floor: dict[str, Any]) -> Table:
     return header, rows
 
 
+WHOLE_RUN = ("These means are over the whole run, every load. The headline's hop total is "
+             "each answer's own hops summed (its stage stamps) in the low-load phase, with n and "
+             "an interval: the figure to hold against the floor.")
+
+
 def floor_notes(floor: dict[str, Any]) -> list[str]:
     """Under the hop table: where the floor comes from and how to read it, or how to make one."""
+    return [WHOLE_RUN, *_floor_source(floor)]
+
+
+def _floor_source(floor: dict[str, Any]) -> list[str]:
     if not floor.get("found"):
         return [f"No hop benchmark result was found ({floor['looked_for']}), so these hops have "
                 f"no floor to read against. Make one with `{MAKE_ONE}` (a benchmark, minutes; "

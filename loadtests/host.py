@@ -56,6 +56,7 @@ def environment(settings: Settings, per_stack: dict[str, Any], metrics_note: str
         "generator_model": settings.model_dir.name,
         "embedding_model": settings.retrieve.embedding_model,
         "cross_encoder": settings.rerank.cross_encoder or "none (dense cosine rerank)",
+        "stream_batch_ms": settings.generate.stream_batch_ms,
         "engines": {s: {"asked": r["engine"], "detected": r.get("engine_detected")}
                     for s, r in per_stack.items()},
         "revisions": {s: r.get("revision") for s, r in per_stack.items()},

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtests.results import distribution
+from loadtests.results import CLOCK_STEP_MS, distribution, server_total_ms
 
 Record = dict[str, Any]
-CLOCK_STEP_MS = 100.0  # beyond any rounding between the two clocks
 
 
 def server_records(client: list[Record]) -> list[Record]:
@@ -29,11 +28,6 @@ def server_records(client: list[Record]) -> list[Record]:
     return [{"request_id": r["server_request_id"], "server_ms": r.get("server_ms") or {},
              "hop_ms": r.get("hop_ms") or 0.0}
             for r in client if r.get("server_request_id") and r.get("server_ms")]
-
-
-def server_total_ms(server: Record) -> float:
-    """First-stage entry to last-stage exit, as the stages stamped it."""
-    return sum(server["server_ms"].values()) + (server.get("hop_ms") or 0.0)
 
 
 def join(client: list[Record], server: list[Record]) -> dict[str, Any]:

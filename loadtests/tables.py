@@ -138,6 +138,9 @@ def environment_table(env: dict[str, Any]) -> Table:
         *[[k, v] for k, v in env["packages"].items()],
         ["generator model", env["generator_model"]], ["embedding model", env["embedding_model"]],
         ["reranker", env["cross_encoder"]],
+        *([["stream batching", f"the stacks join streamed deltas for {batch:g} ms "
+            "(generate.stream_batch_ms; the first at once); the references and the engine "
+            "alone send every token"]] if (batch := env.get("stream_batch_ms")) else []),
         *[[f"engine {s}", f"{e['asked']} (metrics: {e['detected'] or 'n/a'})"]
           for s, e in env["engines"].items()],
         *[[f"revision {s}", v or "n/a"] for s, v in env["revisions"].items()],

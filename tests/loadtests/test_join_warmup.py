@@ -67,3 +67,21 @@ def test_warm_up_ttft_counts_only_chunks_with_text():
     assert not _has_text('data: {"choices": [{"delta": {"role": "assistant", "content": ""}}]}')
     assert _has_text('data: {"choices": [{"delta": {"content": "Hi"}}]}')
     assert not _has_text("data: [DONE]") and not _has_text(": keep-alive")
+
+
+def test_a_phase_sums_each_answers_hops_and_leaves_out_the_clock_steps():
+    # The per-answer hop total the headline shows (and issue 16's targets read): hops 10, 30
+    # and 20 ms kept; "b" put a 16 s wall-clock step into its hops, so it is left out, as the
+    # join leaves it out; a failed request has no answer to read.
+    from loadtests import results
+    from loadtests.shapes import ConcurrencyPhase
+
+    records = [{**_client("a", "a", 100.0), "phase": "c1", "sent": 1.0},
+               {**_client("b", "b", 500.0), "hop_ms": 16_000.0, "phase": "c1", "sent": 2.0},
+               {**_client("c", "c", 120.0), "hop_ms": 30.0, "phase": "c1", "sent": 3.0},
+               {**_client("d", "d", 110.0), "hop_ms": 20.0, "phase": "c1", "sent": 4.0},
+               {**_client("e", None, 5.0, ok=False), "phase": "c1", "sent": 5.0}]
+    hops = results.phase_stats(records, ConcurrencyPhase(name="c1", users=1, duration_s=10),
+                               1.0, 11.0)["hop_ms"]
+    assert hops["n"] == 3
+    assert hops["mean"] == pytest.approx(20.0) and hops["p50"] == pytest.approx(20.0)

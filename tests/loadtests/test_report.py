@@ -24,6 +24,7 @@ def fake_result(stack: str, e2e: float, streams: bool, engine: str, plan=SCENARI
                             "e2e_ms": e2e + 10 * i, "ttft_ms": ttft,
                             "tpot_ms": tpot_ms(e2e + 10 * i, ttft, 16), "tokens": 16,
                             "tier": "small", "server_ms": {"generate": e2e - 50},
+                            "hop_ms": 12.0 + i,
                             "error": None, "rejected": False})
         records.append({"phase": phase.name, "sent": 1001.0, "ok": False,
                         "error": "rejected 503: queue full", "rejected": True, "e2e_ms": 3.0})
@@ -86,7 +87,11 @@ def test_summary_holds_headline_figures_per_stack(written):
     assert stacks["kserve"]["ttft_p50_ms_low_load"] is None  # whole answers: no client TTFT
     assert stacks["rayserve"]["ttft_p50_ms_low_load"] == 300.0
     assert stacks["rayserve"]["rejected"] == 3
-    assert stacks["inprocess"]["hop_total_mean_ms"] == pytest.approx(80.0)
+    assert stacks["inprocess"]["hop_total_mean_ms"] == pytest.approx(80.0)  # whole run, Prom.
+    # per answer at low load: hops 12..16 ms, so mean and p50 14 ms, n 5 (the failed one has none)
+    assert stacks["rayserve"]["hop_mean_ms_low_load"] == pytest.approx(14.0)
+    assert stacks["rayserve"]["hop_p50_ms_low_load"] == pytest.approx(14.0)
+    assert stacks["rayserve"]["hop_n_low_load"] == 5
     assert summary["environment"]["engines"]["rayserve"]["asked"] == "vllm"
 
 
@@ -98,6 +103,8 @@ def test_markdown_states_the_differences_and_tables(written):
     assert "rayserve's overhead is against `inprocess-vllm` (vllm)" in md
     assert "n too small (n=5)" in md  # p95 of 5 requests is not shown
     assert "| kserve | transformers | no (whole answer) | 15 / 3 |" in md
+    assert "| 14.0 ms, 14.0 [" in md and "(n=5) |" in md  # the headline's hop total per answer
+    assert "| stream batching | the stacks join streamed deltas for 50 ms" in md
     assert "rejected 503: queue full" in md
     assert "0.40 → " in md  # requested vs achieved rate of the Poisson phase
     assert "| inprocess | c1-whole | 1 users, answers whole |" in md
