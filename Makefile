@@ -36,7 +36,7 @@ prepare: install
 # The main job: in-process reference, KServe and Ray Serve under the same locust scenario, with
 # Prometheus, and the rollback experiment on every compared stack (demo: kserve,
 # kserve-orchestrated, rayserve) while it is still up after its measurements (no second start),
-# into reports/<timestamp>/ (measured 35-41 min on 2 cores, README "What the demo trades for its
+# into reports/<timestamp>/ (measured 25-41 min on 2 cores, README "What the demo trades for its
 # time"; SCENARIO=smoke: kserve + rayserve, ~10 min).
 SCENARIO ?=
 INVENTORY ?= examples/inventories/rag-answers-app-team.yaml
