@@ -225,10 +225,18 @@ GRACEFUL = textwrap.dedent("""
 """)
 
 
+def _ignoring_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_sigterm_and_sighup_shut_down_like_ctrl_c(sig):
+def test_sigterm_and_sighup_shut_down_like_ctrl_c(sig, inherited):
+    # "ignored": started as a shell without job control starts `cmd &` (SIGINT set to SIG_IGN,
+    # so Python installs no KeyboardInterrupt handler of its own): SIGINT must still stop it
     proc = subprocess.Popen([sys.executable, "-c", GRACEFUL], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=_ignoring_sigint if inherited == "ignored" else None)
     assert proc.stdout.readline().strip() == "up"
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
