@@ -143,7 +143,7 @@ def test_streamed_tokens_arrive_as_they_are_made(client: OpenAI, settings: Setti
     # A client starved of CPU reads several chunks per wake-up, so count bursts, not gaps: an
     # answer buffered to the end arrives as one burst.
     gaps = [b - a for a, b in pairwise(arrivals)]
-    assert sum(g > 0.004 for g in gaps) >= 3 and last - first > 0.2, (
+    assert sum(g > 0.004 for g in gaps) >= 2 and last - first > 0.2, (  # 3+ bursts
         f"chunks arrived in one burst (first {first:.2f} s, last {last:.2f} s)")
 
 
